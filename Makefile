@@ -1,0 +1,39 @@
+# voxmesh: `make run` starts the local stack, `make test` runs the whole suite.
+# Both set up .venv first (idempotent: the stamp file is rebuilt only when pyproject.toml changes).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.voxmesh-installed
+# llama.cpp builds from source; the default flags crash on this CPU family (DESIGN.md).
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+PORT ?= 8080
+
+.PHONY: setup run test test-fast lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -e '.[test]'
+	touch $@
+
+run: setup
+	$(VENV)/bin/voxmesh up --port $(PORT)
+
+test: setup
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow" tests/unit
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .voxmesh build *.egg-info

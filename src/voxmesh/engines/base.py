@@ -1,0 +1,122 @@
+"""The engine protocol: what a worker needs from a loaded model.
+
+An engine is synchronous and thread-safe for concurrent ``synthesize_segment`` calls
+(onnxruntime releases the GIL while it runs); the worker drives it from a thread pool that
+it sizes to the cores. An engine never downloads anything: its weights come from installed
+packages.
+
+A TTS engine turns one *segment* (a sentence or clause, already normalized, with any
+pronunciation overrides already turned into phoneme spans) into mono float32 PCM at
+``capabilities().sample_rate``. Chunking, prosody, resampling and encoding happen around it
+in :mod:`voxmesh.worker.synthesis`, so every engine gets them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "Capabilities",
+    "Engine",
+    "Segment",
+    "Span",
+    "TtsEngine",
+    "Voice",
+    "VoiceMix",
+]
+
+Pcm = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Voice:
+    id: str
+    name: str
+    languages: tuple[str, ...]
+    gender: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    kind: str  # "tts" | "mt" | "speaker"
+    sample_rate: int = 0
+    languages: tuple[str, ...] = ()
+    streaming: bool = True
+    phoneme_input: bool = False
+    voice_blending: bool = False
+    max_segment_chars: int = 400
+
+
+@dataclass(frozen=True)
+class Span:
+    """Part of a segment: plain text, or phonemes in the engine's phoneme alphabet."""
+
+    text: str
+    is_phonemes: bool = False
+
+
+@dataclass(frozen=True)
+class Segment:
+    spans: tuple[Span, ...]
+    language: str
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.spans)
+
+
+@dataclass(frozen=True)
+class VoiceMix:
+    """A voice, or a weighted blend of voices (weights sum to 1)."""
+
+    parts: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def single(cls, voice: str) -> VoiceMix:
+        return cls(((voice, 1.0),))
+
+    @property
+    def primary(self) -> str:
+        return max(self.parts, key=lambda p: p[1])[0]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+
+    def load(self, threads: int) -> None: ...
+
+    def warm_up(self) -> None: ...
+
+    def capabilities(self) -> Capabilities: ...
+
+
+@runtime_checkable
+class TtsEngine(Engine, Protocol):
+    def voices(self) -> list[Voice]: ...
+
+    def phonemize(self, text: str, language: str) -> str:
+        """The engine's phonemes for plain text (used for pronunciation overrides and tests)."""
+        ...
+
+    def synthesize_segment(
+        self, segment: Segment, voice: VoiceMix, speed: float, *, threads: int | None = None
+    ) -> Pcm:
+        """Mono float32 PCM in [-1, 1]. ``threads`` picks an inference session sized for that
+        many cores, where the engine keeps several (load-adaptive parallelism)."""
+        ...
+
+
+@dataclass
+class EngineInfo:
+    """What a worker reports about its engine (``GET /info``)."""
+
+    engine: str
+    model: str
+    capabilities: Capabilities
+    voices: list[Voice] = field(default_factory=list)

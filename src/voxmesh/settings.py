@@ -1,0 +1,167 @@
+"""The one settings object, built once at the edge (the CLI) and passed down.
+
+Environment variables use the prefix ``VOXMESH_`` and ``__`` for nesting, for example
+``VOXMESH_SERVER__PORT=9090`` or ``VOXMESH_JOBS__DB_URL=postgresql+asyncpg://...``.
+A YAML config file (``--config``) may set the same keys; unknown keys produce a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from voxmesh.errors import ConfigError
+
+__all__ = [
+    "AuthSettings",
+    "GatewaySettings",
+    "JobsSettings",
+    "MeshSettings",
+    "ServerSettings",
+    "Settings",
+    "StorageSettings",
+    "WorkerSettings",
+    "load_settings",
+]
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class WorkerSettings(BaseModel):
+    max_queue: int = Field(64, ge=1, description="requests waiting beyond those running; more get 503")
+    max_input_chars: int = Field(20_000, ge=1)
+    # Fault injection for resilience tests: fraction of requests answered 500, added latency.
+    fault_error_rate: float = Field(0.0, ge=0.0, le=1.0)
+    fault_delay_ms: float = Field(0.0, ge=0.0)
+
+
+class GatewaySettings(BaseModel):
+    request_timeout_s: float = Field(120.0, gt=0)
+    first_byte_timeout_s: float = Field(60.0, gt=0)
+    idle_stream_timeout_s: float = Field(30.0, gt=0)
+    retry_ratio: float = Field(0.2, ge=0)
+    retry_min_per_s: float = Field(10.0, ge=0)
+    retry_window_s: float = Field(10.0, gt=0)
+    retry_statuses: list[int] = [500, 502, 503, 504]
+    retry_body_cap: int = Field(64 * 1024, ge=0)
+    ewma_default_rtt_ms: float = Field(30.0, gt=0)
+    ewma_decay_s: float = Field(10.0, gt=0)
+    breaker_failures: int = Field(7, ge=1)
+    breaker_min_backoff_s: float = Field(1.0, gt=0)
+    breaker_max_backoff_s: float = Field(60.0, gt=0)
+    breaker_jitter: float = Field(0.5, ge=0, le=1)
+    max_in_flight_per_endpoint: int = Field(256, ge=1)
+    mesh: Literal["builtin", "linkerd"] = "builtin"
+    admin_token: str | None = None
+
+
+class MeshSettings(BaseModel):
+    enabled: bool = True
+    trust_domain: str = "voxmesh.local"
+    cert_ttl_s: float = Field(24 * 3600, gt=0)
+    rotate_fraction: float = Field(2 / 3, gt=0, lt=1)
+
+
+class StorageSettings(BaseModel):
+    backend: Literal["fs", "s3"] = "fs"
+    s3_endpoint: str | None = None
+    s3_bucket: str = "voxmesh"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str = "us-east-1"
+    presign_ttl_s: int = Field(3600, gt=0)
+
+
+class JobsSettings(BaseModel):
+    db_url: str | None = None  # default: sqlite in the data dir
+    queue: Literal["db", "rabbitmq"] = "db"
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    queue_name: str = "tts-tasks"
+    runners: int = Field(1, ge=0)
+    lease_s: float = Field(60.0, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    chunk_chars: int = Field(400, ge=20)
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    webhook_secret: str | None = None
+
+
+class AuthSettings(BaseModel):
+    enabled: bool = False
+    jwt_secret: str | None = None
+    jwt_algorithm: str = "HS256"
+    default_chars_per_day: int = Field(1_000_000, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXMESH_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path(".voxmesh")
+    deployments_file: Path | None = None
+    log_level: str = "INFO"
+    server: ServerSettings = ServerSettings()
+    worker: WorkerSettings = WorkerSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    mesh: MeshSettings = MeshSettings()
+    storage: StorageSettings = StorageSettings()
+    jobs: JobsSettings = JobsSettings()
+    auth: AuthSettings = AuthSettings()
+
+    def db_url(self) -> str:
+        return self.jobs.db_url or f"sqlite+aiosqlite:///{(self.data_dir / 'voxmesh.db').resolve()}"
+
+
+def _warn_unknown(data: dict[str, Any], model: type[BaseModel], prefix: str = "") -> None:
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            warnings.warn(f"unknown setting {prefix}{key!r} in config file (ignored)", stacklevel=3)
+            continue
+        sub = field.annotation
+        if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
+            _warn_unknown(value, sub, f"{prefix}{key}.")
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from (lowest first) defaults, the YAML file, ``VOXMESH_*`` env, ``overrides``."""
+    file_data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {config_file} must hold a mapping at the top level")
+        settings_part = loaded.get("settings", {})
+        _warn_unknown(settings_part, Settings)
+        file_data = settings_part
+    env_present = {k for k in os.environ if k.startswith("VOXMESH_")}
+    try:
+        base = Settings(**file_data) if not env_present else Settings()
+        if env_present and file_data:
+            # env wins over the file: merge file under env
+            merged = _deep_merge(file_data, base.model_dump(exclude_unset=True))
+            base = Settings(**merged)
+        if overrides:
+            base = Settings(**_deep_merge(base.model_dump(), overrides))
+    except ValueError as exc:
+        raise ConfigError(f"invalid settings: {exc}".replace("\n", " ")) from exc
+    return base
+
+
+def _deep_merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    out = dict(low)
+    for key, value in high.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,103 @@
+"""Load-adaptive core scheduler: a fair FIFO admission queue over the worker's cores.
+
+Algorithm
+    The worker owns ``cores`` cores. At most ``cores`` inferences run at once, and waiting
+    requests start strictly in arrival order (FIFO across all connections, so no request is
+    pinned behind a busy keep-alive connection). When a request starts it is given a thread
+    count:
+
+    * alone (nothing running, nobody waiting): all cores, because one request using every
+      core has the lowest latency (Piper: 220 ms with 2 threads vs 390 ms with 1);
+    * otherwise: one core, because one request per core has the best throughput
+      (Piper: 22.2 vs 19.9 audio-s/s) and no two intra-op pools fight over the cores.
+
+    The grant is per *segment* (sentence): a long request re-asks at each sentence, so a
+    request that started alone with all cores drops to one core at its next sentence when
+    another request arrives, and vice versa.
+
+Limits
+    A request that arrives while a lone request runs wide starts at once with one core, so
+    for at most one segment the cores are oversubscribed by one thread. ``max_queue`` bounds
+    the waiting list; past it :meth:`submit` answers ``REJECTED`` (the worker sends 503).
+
+Sans-IO: no asyncio, no threads. The worker wraps it with futures (``worker/admission.py``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["Admit", "CoreScheduler", "Grant"]
+
+
+class Admit(Enum):
+    RUN = "run"
+    QUEUED = "queued"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Grant:
+    ticket: int
+    threads: int
+
+
+class CoreScheduler:
+    def __init__(self, cores: int, max_queue: int) -> None:
+        if cores < 1:
+            raise ValueError("cores must be >= 1")
+        self.cores = cores
+        self.max_queue = max_queue
+        self._running: dict[int, int] = {}
+        self._waiting: deque[int] = deque()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiting)
+
+    def threads_for(self, ticket: int) -> int:
+        """Thread count for the next segment of a running request (re-evaluated per segment)."""
+        if ticket not in self._running:
+            raise KeyError(ticket)
+        alone = len(self._running) == 1 and not self._waiting
+        threads = self.cores if alone else 1
+        self._running[ticket] = threads
+        return threads
+
+    def submit(self, ticket: int) -> tuple[Admit, Grant | None]:
+        if ticket in self._running or ticket in self._waiting:
+            raise ValueError(f"ticket {ticket} already submitted")
+        if len(self._running) < self.cores and not self._waiting:
+            grant = self._start(ticket)
+            return Admit.RUN, grant
+        if len(self._waiting) >= self.max_queue:
+            return Admit.REJECTED, None
+        self._waiting.append(ticket)
+        return Admit.QUEUED, None
+
+    def release(self, ticket: int) -> list[Grant]:
+        """A request finished (or was cancelled, queued or running); returns the newly started."""
+        if ticket in self._running:
+            del self._running[ticket]
+        else:
+            try:
+                self._waiting.remove(ticket)
+            except ValueError:
+                return []
+            return []
+        started: list[Grant] = []
+        while self._waiting and len(self._running) < self.cores:
+            started.append(self._start(self._waiting.popleft()))
+        return started
+
+    def _start(self, ticket: int) -> Grant:
+        alone = not self._running and not self._waiting
+        threads = self.cores if alone else 1
+        self._running[ticket] = threads
+        return Grant(ticket, threads)
