@@ -1,0 +1,69 @@
+"""asyncio face of :class:`~voxmesh.worker.scheduler.CoreScheduler`.
+
+A request calls ``async with admission.slot() as slot`` and, before each segment,
+``slot.threads()`` for the thread count to run that segment with. The waiter's future is
+registered before the ticket is queued, so a release can never miss it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from voxmesh.errors import Overloaded
+from voxmesh.worker.scheduler import Admit, CoreScheduler
+
+__all__ = ["Admission", "Slot"]
+
+
+class Slot:
+    def __init__(self, admission: Admission, ticket: int) -> None:
+        self._admission = admission
+        self.ticket = ticket
+
+    def threads(self) -> int:
+        return self._admission.scheduler.threads_for(self.ticket)
+
+
+class Admission:
+    def __init__(self, cores: int, max_queue: int, retry_after_s: float = 1.0) -> None:
+        self.scheduler = CoreScheduler(cores, max_queue)
+        self._tickets = itertools.count(1)
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+        self.retry_after_s = retry_after_s
+        self.rejected = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self.scheduler.in_flight
+
+    @property
+    def queued(self) -> int:
+        return self.scheduler.queued
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[Slot]:
+        ticket = next(self._tickets)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[ticket] = waiter
+        admit, _grant = self.scheduler.submit(ticket)
+        if admit is Admit.REJECTED:
+            del self._waiters[ticket]
+            self.rejected += 1
+            raise Overloaded(
+                f"worker queue is full ({self.scheduler.max_queue} waiting): retry later",
+                retry_after=self.retry_after_s,
+            )
+        if admit is Admit.RUN:
+            waiter.set_result(None)
+        try:
+            await waiter
+            yield Slot(self, ticket)
+        finally:
+            self._waiters.pop(ticket, None)
+            for grant in self.scheduler.release(ticket):
+                started = self._waiters.get(grant.ticket)
+                if started is not None and not started.done():
+                    started.set_result(None)

@@ -1,0 +1,255 @@
+"""The worker process: one engine behind an internal HTTP API.
+
+Routes
+    GET  /healthz            alive (the process answers)
+    GET  /readyz             200 once the model is loaded and one warm-up synthesis is done
+    GET  /metrics            Prometheus text: in-flight, queue length, requests, audio seconds
+    GET  /info               engine, model, capabilities, voices (JSON)
+    GET  /v1/models          OpenAI-style model list (this worker's one model)
+    GET  /v1/audio/voices    voices of the engine
+    POST /v1/audio/speech    the OpenAI-compatible speech body (see api/schemas.py)
+
+The speech body is validated and planned *before* admission, so bad input costs no queue
+slot. Admission is the fair FIFO core scheduler; each segment runs in a dedicated thread pool
+of ``cores`` threads (no pool overlap), with the thread count the scheduler grants for it.
+Audio leaves per segment when ``stream`` is true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from voxmesh.api.errors import error_middleware
+from voxmesh.api.schemas import SpeechRequest, parse_body
+from voxmesh.engines.base import TtsEngine
+from voxmesh.errors import EngineError, InvalidRequest
+from voxmesh.settings import WorkerSettings
+from voxmesh.worker.admission import Admission
+
+__all__ = ["WorkerApp", "build_worker_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    requests: dict[int, int] = field(default_factory=dict)
+    audio_seconds: float = 0.0
+    synth_seconds: float = 0.0
+    started_at: float = field(default_factory=time.time)
+
+    def count(self, status: int) -> None:
+        self.requests[status] = self.requests.get(status, 0) + 1
+
+
+class WorkerApp:
+    """State of one worker: the engine, admission, stats, readiness."""
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        model: str,
+        engine_name: str,
+        settings: WorkerSettings,
+        cores: int,
+        dictionary: Any = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.model = model
+        self.engine_name = engine_name
+        self.settings = settings
+        self.cores = cores
+        self.dictionary = dictionary
+        self.admission = Admission(cores, settings.max_queue)
+        self.pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="infer")
+        self.ready = False
+        self.stats = WorkerStats()
+        self.rng = rng or random.Random()
+
+    # ---- lifecycle -------------------------------------------------------------------
+    async def load(self) -> None:
+        """Load and warm the engine off the event loop; /healthz answers meanwhile."""
+        loop = asyncio.get_running_loop()
+        t0 = time.monotonic()
+        await loop.run_in_executor(self.pool, self.engine.load, self.cores)
+        await loop.run_in_executor(self.pool, self.engine.warm_up)
+        self.ready = True
+        log.info("worker %s ready (%s) in %.2fs", self.model, self.engine_name, time.monotonic() - t0)
+
+    # ---- handlers --------------------------------------------------------------------
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if not self.ready:
+            return web.json_response({"status": "loading"}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def info(self, request: web.Request) -> web.Response:
+        return web.json_response(self._info())
+
+    def _info(self) -> dict[str, Any]:
+        caps = self.engine.capabilities()
+        voices = self.engine.voices() if self.ready and hasattr(self.engine, "voices") else []
+        return {
+            "model": self.model,
+            "engine": self.engine_name,
+            "ready": self.ready,
+            "capabilities": {
+                "kind": caps.kind,
+                "sample_rate": caps.sample_rate,
+                "languages": list(caps.languages),
+                "streaming": caps.streaming,
+                "phoneme_input": caps.phoneme_input,
+                "voice_blending": caps.voice_blending,
+            },
+            "voices": [
+                {"id": v.id, "name": v.name, "languages": list(v.languages), "gender": v.gender}
+                for v in voices
+            ],
+        }
+
+    async def models(self, request: web.Request) -> web.Response:
+        body = {
+            "object": "list",
+            "data": [{"id": self.model, "object": "model", "created": int(self.stats.started_at),
+                      "owned_by": "voxmesh"}],
+        }
+        return web.json_response(body)
+
+    async def voices(self, request: web.Request) -> web.Response:
+        info = self._info()
+        return web.json_response({"model": self.model, "voices": info["voices"]})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.render_metrics(), content_type="text/plain")
+
+    def render_metrics(self) -> str:
+        m = self.model
+        lines = [
+            "# HELP voxmesh_worker_ready 1 once the model is loaded and warmed",
+            "# TYPE voxmesh_worker_ready gauge",
+            f'voxmesh_worker_ready{{model="{m}"}} {int(self.ready)}',
+            "# HELP voxmesh_worker_in_flight requests running an inference now",
+            "# TYPE voxmesh_worker_in_flight gauge",
+            f'voxmesh_worker_in_flight{{model="{m}"}} {self.admission.in_flight}',
+            "# HELP voxmesh_worker_queue_length requests admitted and waiting for a core",
+            "# TYPE voxmesh_worker_queue_length gauge",
+            f'voxmesh_worker_queue_length{{model="{m}"}} {self.admission.queued}',
+            "# HELP voxmesh_worker_rejected_total requests refused with 503 because the queue was full",
+            "# TYPE voxmesh_worker_rejected_total counter",
+            f'voxmesh_worker_rejected_total{{model="{m}"}} {self.admission.rejected}',
+            "# HELP voxmesh_worker_requests_total requests answered, by status",
+            "# TYPE voxmesh_worker_requests_total counter",
+        ]
+        for status, n in sorted(self.stats.requests.items()):
+            lines.append(f'voxmesh_worker_requests_total{{model="{m}",code="{status}"}} {n}')
+        lines += [
+            "# HELP voxmesh_worker_audio_seconds_total audio produced",
+            "# TYPE voxmesh_worker_audio_seconds_total counter",
+            f'voxmesh_worker_audio_seconds_total{{model="{m}"}} {self.stats.audio_seconds:.3f}',
+            "# HELP voxmesh_worker_synth_seconds_total wall time spent in inference",
+            "# TYPE voxmesh_worker_synth_seconds_total counter",
+            f'voxmesh_worker_synth_seconds_total{{model="{m}"}} {self.stats.synth_seconds:.3f}',
+        ]
+        return "\n".join(lines) + "\n"
+
+    async def speech(self, request: web.Request) -> web.StreamResponse:
+        from voxmesh.worker.synthesis import plan_speech, render_segment
+
+        if not self.ready:
+            raise EngineError("model is still loading: retry when /readyz answers 200")
+        req: SpeechRequest = parse_body(await request.read(), SpeechRequest)
+        if req.model != self.model and req.model not in ("tts-1", "tts-1-hd", "gpt-4o-mini-tts"):
+            raise InvalidRequest(f"this worker serves model {self.model!r}, not {req.model!r}", param="model")
+        plan = plan_speech(req, self.engine, self.dictionary)
+        await self._inject_faults()
+        loop = asyncio.get_running_loop()
+        encoder = plan.encoder()
+        headers = {"X-Sample-Rate": str(plan.sample_rate), "X-Voxmesh-Model": self.model}
+        async with self.admission.slot() as slot:
+            if req.stream:
+                resp = web.StreamResponse(headers={**headers, "Content-Type": encoder.content_type})
+                resp.enable_chunked_encoding()
+                await resp.prepare(request)
+                for segment in plan.segments:
+                    pcm = await self._render(loop, render_segment, plan, segment, slot.threads())
+                    chunk = encoder.feed(pcm)
+                    if chunk:
+                        await resp.write(chunk)
+                tail = encoder.close()
+                if tail:
+                    await resp.write(tail)
+                await resp.write_eof()
+                self.stats.count(200)
+                return resp
+            parts: list[bytes] = []
+            for segment in plan.segments:
+                pcm = await self._render(loop, render_segment, plan, segment, slot.threads())
+                parts.append(encoder.feed(pcm))
+            parts.append(encoder.close())
+        self.stats.count(200)
+        return web.Response(body=b"".join(parts), headers={**headers, "Content-Type": encoder.content_type})
+
+    async def _render(self, loop: asyncio.AbstractEventLoop, render: Any, plan: Any, segment: Any,
+                      threads: int) -> Any:
+        t0 = time.monotonic()
+        try:
+            pcm = await loop.run_in_executor(self.pool, render, self.engine, plan, segment, threads)
+        except Exception as exc:
+            self.stats.count(500)
+            raise EngineError(f"synthesis failed: {type(exc).__name__}: {exc}") from exc
+        self.stats.synth_seconds += time.monotonic() - t0
+        self.stats.audio_seconds += len(pcm) / float(plan.sample_rate)
+        return pcm
+
+    async def _inject_faults(self) -> None:
+        if self.settings.fault_delay_ms > 0:
+            await asyncio.sleep(self.settings.fault_delay_ms / 1000.0)
+        if self.settings.fault_error_rate > 0 and self.rng.random() < self.settings.fault_error_rate:
+            self.stats.count(500)
+            raise EngineError("injected fault (worker.fault_error_rate)")
+
+
+def build_worker_app(worker: WorkerApp) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=4 * 1024 * 1024)
+    app["worker"] = worker
+    app.router.add_get("/healthz", worker.healthz)
+    app.router.add_get("/readyz", worker.readyz)
+    app.router.add_get("/metrics", worker.metrics)
+    app.router.add_get("/info", worker.info)
+    caps = worker.engine.capabilities()
+    if caps.kind == "tts":
+        app.router.add_get("/v1/models", worker.models)
+        app.router.add_get("/v1/audio/voices", worker.voices)
+        app.router.add_post("/v1/audio/speech", worker.speech)
+
+    async def _on_startup(app: web.Application) -> None:
+        app["load_task"] = asyncio.create_task(_load_or_exit(worker))
+
+    async def _on_cleanup(app: web.Application) -> None:
+        worker.pool.shutdown(wait=False, cancel_futures=True)
+
+    app.on_startup.append(_on_startup)
+    app.on_cleanup.append(_on_cleanup)
+    return app
+
+
+async def _load_or_exit(worker: WorkerApp) -> None:
+    try:
+        await worker.load()
+    except Exception as exc:
+        log.error("worker %s failed to load its model: %s", worker.model, exc)
+        # a worker that cannot load is useless: exit non-zero so the supervisor sees it
+        os._exit(3)
