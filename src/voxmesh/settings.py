@@ -23,6 +23,7 @@ __all__ = [
     "GatewaySettings",
     "JobsSettings",
     "MeshSettings",
+    "MtSettings",
     "ServerSettings",
     "Settings",
     "StorageSettings",
@@ -79,6 +80,10 @@ class StorageSettings(BaseModel):
     s3_secret_key: str | None = None
     s3_region: str = "us-east-1"
     presign_ttl_s: int = Field(3600, gt=0)
+    # fs backend: objects live in <data_dir>/objects; presigned URLs are HMAC-signed with this
+    # secret (default: one generated into <data_dir>/object-url.key, shared by all processes).
+    url_secret: str | None = None
+    public_base_url: str = ""  # prefix for fs presigned URLs, e.g. https://voxmesh.example.com
 
 
 class JobsSettings(BaseModel):
@@ -101,6 +106,30 @@ class AuthSettings(BaseModel):
     default_chars_per_day: int = Field(1_000_000, ge=0)
 
 
+class MtSettings(BaseModel):
+    """Machine translation (llama.cpp engine, external chat servers, the translate API)."""
+
+    model_path: Path | None = None  # any GGUF; default: the packaged gemma3-270m, assembled on first use
+    model_cache_dir: Path | None = None  # where the packaged GGUF is assembled; default ~/.cache
+    prompt_style: Literal["auto", "chat", "hymt", "fewshot"] = "auto"
+    languages: list[str] = ["en", "zh", "ja", "ko", "fr", "de", "es", "pt", "it", "ru"]
+    n_ctx_per_seq: int = Field(1024, ge=128)
+    max_batch_size: int = Field(8, ge=1, description="sequences decoded together in one llama_batch")
+    max_wait_ms: float = Field(5.0, ge=0, description="how long a lone request waits for company")
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.7, ge=0)
+    top_k: int = Field(20, ge=0)
+    top_p: float = Field(0.6, gt=0, le=1)
+    repeat_penalty: float = Field(1.05, ge=1)
+    seed: int = 0
+    max_segment_chars: int = Field(400, ge=20, description="longer sentences are split at clauses")
+    max_input_chars: int = Field(20_000, ge=1, description="past this the API answers 413")
+    remote_base_url: str | None = None  # an external OpenAI-compatible chat server
+    remote_model: str = "hy-mt"
+    remote_api_key: str | None = None
+    remote_timeout_s: float = Field(60.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOXMESH_", env_nested_delimiter="__", extra="ignore")
 
@@ -114,6 +143,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     jobs: JobsSettings = JobsSettings()
     auth: AuthSettings = AuthSettings()
+    mt: MtSettings = MtSettings()
 
     def db_url(self) -> str:
         return self.jobs.db_url or f"sqlite+aiosqlite:///{(self.data_dir / 'voxmesh.db').resolve()}"
