@@ -97,6 +97,17 @@ class JobsSettings(BaseModel):
     chunk_chars: int = Field(400, ge=20)
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
     webhook_secret: str | None = None
+    # runner: how chunks are synthesized ("http": POST {engine_url}/v1/audio/speech, normally the
+    # gateway; "fake": the deterministic FakeSynthesizer, for tests and benchmarks)
+    engine: Literal["http", "fake"] = "http"
+    engine_url: str = "http://127.0.0.1:8080"
+    fake_delay_s: float = Field(0.0, ge=0)  # FakeSynthesizer: seconds of work per 100 chars
+    retry_base_s: float = Field(1.0, gt=0)
+    retry_max_s: float = Field(60.0, gt=0)
+    poll_interval_s: float = Field(0.5, gt=0)  # idle runner: how often to look for work
+    prefetch: int = Field(1, ge=1)  # RabbitMQ basic.qos per runner
+    max_chunks: int = Field(20_000, ge=1)  # larger inputs are refused with 413
+    sample_rate: int = Field(24_000, ge=8000)  # asked of the engine for every chunk
 
 
 class AuthSettings(BaseModel):
