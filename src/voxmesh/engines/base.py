@@ -22,6 +22,8 @@ import numpy.typing as npt
 __all__ = [
     "Capabilities",
     "Engine",
+    "EngineInfo",
+    "Pcm",
     "Segment",
     "Span",
     "TtsEngine",
@@ -102,6 +104,11 @@ class TtsEngine(Engine, Protocol):
 
     def phonemize(self, text: str, language: str) -> str:
         """The engine's phonemes for plain text (used for pronunciation overrides and tests)."""
+        ...
+
+    def unknown_phonemes(self, phonemes: str, language: str) -> str:
+        """The symbols of ``phonemes`` the model has no id for ("" when all are known);
+        the pipeline rejects pronunciation overrides that use them (400) before synthesis."""
         ...
 
     def synthesize_segment(

@@ -1,0 +1,64 @@
+"""Two onnxruntime sessions of one model: a wide one and a narrow one.
+
+Algorithm
+    The core scheduler (:mod:`voxmesh.worker.scheduler`) gives a lone request every core and
+    concurrent requests one core each, re-decided per segment. One session cannot serve both:
+    its intra-op thread pool is fixed when it is created. So an engine keeps two sessions of
+    the same model:
+
+    * ``wide``: ``intra_op_num_threads = threads``; a lone request runs on it with all cores.
+    * ``narrow``: ``intra_op_num_threads = 1``; the kernels run on the *calling* thread, so
+      N threads calling it at once run N inferences in parallel, one core each, with no
+      thread pools fighting over the cores.
+
+    ``pick(threads)`` returns the wide session for ``threads > 1`` and the narrow one
+    otherwise. Both sessions are thread-safe for concurrent ``run`` calls (onnxruntime
+    guarantees this and releases the GIL while running).
+
+Limits
+    Memory: the weights are held twice (Piper ~60 MB, Kokoro int8 ~90 MB, so it is cheap).
+    With ``threads == 1`` both roles share one session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+
+__all__ = ["SessionPair", "make_session"]
+
+
+def make_session(model: Path | str | bytes, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads <= 1:
+        # One thread runs on the caller: nothing to spin for, and spinning threads of an idle
+        # pool would steal the core another request is using.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class SessionPair:
+    wide: ort.InferenceSession
+    narrow: ort.InferenceSession
+    threads: int
+
+    @classmethod
+    def load(cls, model: Path | str, threads: int) -> SessionPair:
+        threads = max(1, threads)
+        narrow = make_session(model, 1)
+        wide = make_session(model, threads) if threads > 1 else narrow
+        return cls(wide=wide, narrow=narrow, threads=threads)
+
+    def pick(self, threads: int | None) -> ort.InferenceSession:
+        """``None`` means "the engine's default": all the threads it was loaded with."""
+        if threads is None or threads > 1:
+            return self.wide
+        return self.narrow
