@@ -1,21 +1,120 @@
-"""The ``voxmesh`` command. Subcommands are added by their subsystems' ``cli`` modules."""
+"""The ``voxmesh`` command.
+
+    voxmesh up [--port 8080] [--config FILE]     gateway + controller + job runners + workers
+    voxmesh worker --engine piper --model tts-en --port P   one worker (the controller runs these)
+    voxmesh sim ...                              autoscaling simulator (see voxmesh sim -h)
+    voxmesh jobs submit|ls|status|cancel ...     long-text jobs against a running gateway
+    voxmesh batch DIR                            submit a folder of texts, wait, summarize
+
+A process that cannot start exits non-zero with a one-line reason.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from voxmesh.errors import ConfigError
+from voxmesh.errors import ConfigError, VoxmeshError
 
 __all__ = ["main"]
 
 
+def _add_optional(sub: argparse._SubParsersAction[argparse.ArgumentParser], module: str) -> None:
+    """Subcommands owned by subsystems register themselves through ``add_parser``."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return
+    mod.add_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="voxmesh", description=__doc__)
-    parser.add_argument("--config", type=str, default=None, help="YAML config file (settings + deployments)")
-    parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="voxmesh", description="Serve TTS and MT models in production.")
+    parser.add_argument("--config", type=Path, default=None, help="YAML file: settings + deployments")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: settings.log_level)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run the local stack: gateway, controller, workers, job runners")
+    up.add_argument("--host", default=None, help="bind address of the public API (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=None, help="port of the public API (default 8080)")
+    up.add_argument("--data-dir", type=Path, default=None, help="state: CA, database, objects, logs")
+    up.set_defaults(func=_cmd_up)
+
+    worker = sub.add_parser("worker", help="run one worker process hosting one engine")
+    worker.add_argument("--engine", required=True, help="piper | kokoro | llamacpp")
+    worker.add_argument("--model", required=True, help="deployment name the worker serves")
+    worker.add_argument("--host", default="127.0.0.1")
+    worker.add_argument("--port", type=int, required=True)
+    worker.add_argument("--threads", type=int, default=None, help="cores the worker may use (default: all)")
+    worker.add_argument("--options", default="{}", help="engine options as JSON")
+    worker.add_argument("--dictionary", type=Path, default=None, help="pronunciation dictionary (JSONL)")
+    worker.add_argument("--tls-cert", type=Path, default=None)
+    worker.add_argument("--tls-key", type=Path, default=None)
+    worker.add_argument("--tls-ca", type=Path, default=None)
+    worker.add_argument("--allow-identity", action="append", default=[],
+                        help="SPIFFE ID allowed to call this worker (repeatable)")
+    worker.set_defaults(func=_cmd_worker)
+
+    _add_optional(sub, "voxmesh.autoscale.sim_cli")
+    _add_optional(sub, "voxmesh.jobs.cli")
     return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> object:
+    from voxmesh.settings import load_settings
+
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return load_settings(args.config, **clean)
+
+
+def _logging(args: argparse.Namespace, level: str) -> None:
+    logging.basicConfig(
+        level=(args.log_level or level).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import os
+
+    from voxmesh.worker.main import run_worker
+
+    settings = _settings(args)
+    _logging(args, settings.log_level)  # type: ignore[attr-defined]
+    try:
+        options = json.loads(args.options)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--options is not valid JSON: {exc}") from exc
+    threads = args.threads or os.cpu_count() or 1
+    run_worker(settings, engine=args.engine, model=args.model, host=args.host, port=args.port,  # type: ignore[arg-type]
+               threads=threads, options=options, dictionary=args.dictionary,
+               tls=(args.tls_cert, args.tls_key, args.tls_ca), allow=args.allow_identity)
+    return 0
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from voxmesh.stack import run_stack
+
+    server: dict[str, object] = {}
+    if args.host is not None:
+        server["host"] = args.host
+    if args.port is not None:
+        server["port"] = args.port
+    overrides: dict[str, object] = {}
+    if server:
+        overrides["server"] = server
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    settings = _settings(args, **overrides)
+    _logging(args, settings.log_level)  # type: ignore[attr-defined]
+    return run_stack(settings, args.config)  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"voxmesh: {exc.message}", file=sys.stderr)
         return 2
+    except VoxmeshError as exc:
+        print(f"voxmesh: {exc.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -1,0 +1,192 @@
+"""``voxmesh up``: the whole stack in one command on one machine.
+
+One process runs the gateway (public API + data plane), the controller (supervisor and
+autoscaler) and the job runners; workers run as child processes on loopback ports, reached
+over mTLS with certificates from the built-in CA in the data dir. Embedded defaults: SQLite
+and local files in ``data_dir``; PostgreSQL, RabbitMQ and S3 through settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from voxmesh.deployments import Deployment, DeploymentsConfig, load_deployments
+from voxmesh.gateway.app import Catalog, Gateway, build_gateway_app
+from voxmesh.settings import Settings
+
+__all__ = ["Stack", "run_stack"]
+
+log = logging.getLogger(__name__)
+
+ENGINE_KINDS = {"piper": "tts", "kokoro": "tts", "llamacpp": "mt"}
+
+
+def deployment_kind(dep: Deployment) -> str:
+    if dep.external is not None:
+        return dep.external.kind
+    return ENGINE_KINDS.get(str(dep.engine), "tts")
+
+
+class Stack:
+    """Everything ``voxmesh up`` runs, startable and stoppable from tests."""
+
+    def __init__(self, settings: Settings, config: DeploymentsConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.runner: web.AppRunner | None = None
+        self.supervisor: Any = None
+        self.dataplane: Any = None
+        self.autoscaler: Any = None
+        self.jobs: Any = None
+        self.port: int = settings.server.port
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.server.host}:{self.port}"
+
+    async def start(self, *, wait_ready: bool = True) -> None:
+        from voxmesh.autoscale.supervisor import Supervisor, WorkerLaunch
+        from voxmesh.gateway.dataplane import DataPlane
+        from voxmesh.stack.mesh import MeshWiring
+
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        mesh = MeshWiring(s) if s.mesh.enabled else None
+        client_ssl = mesh.client_ssl() if mesh else None
+        self.dataplane = DataPlane(s.gateway, ssl=client_ssl)
+        await self.dataplane.start()
+        self._add_external()
+        launch = WorkerLaunch(
+            data_dir=s.data_dir,
+            tls_args=mesh.worker_tls_args if mesh else None,
+            scheme="https" if mesh else "http",
+        )
+        managed = [d for d in self.config.deployments if d.engine is not None]
+        self.supervisor = Supervisor(managed, self.dataplane.update, launch=launch, ssl=client_ssl)
+        kinds = {d.name: deployment_kind(d) for d in self.config.deployments}
+        self.catalog = Catalog.from_config(self.config, kinds)
+        gateway = Gateway(s, self.dataplane, self.catalog, extra_metrics=self._extra_metrics,
+                          is_ready=self.supervisor.is_ready)
+        setup = []
+        from voxmesh.stack.jobs import JobsWiring
+
+        self.jobs = JobsWiring(s, self)
+        await self.jobs.start()
+        setup.append(self.jobs.setup_routes)
+        if mesh is not None:
+            setup.append(mesh.setup_routes)
+        app = build_gateway_app(gateway, setup=setup)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=30)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, s.server.host, s.server.port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        await self.supervisor.start()
+        from voxmesh.stack.autoscale import AutoscaleLoop
+
+        self.autoscaler = AutoscaleLoop(self.supervisor, managed)
+        self._tasks.append(asyncio.ensure_future(self.autoscaler.run()))
+        if wait_ready:
+            await self.wait_ready()
+
+    async def wait_ready(self, timeout: float = 180.0) -> None:
+        await self.supervisor.wait_ready(timeout)
+        await self.refresh_catalog()
+        await self.jobs.start_runners()
+
+    async def refresh_catalog(self) -> None:
+        """Voices per deployment, read from one serving worker of each."""
+        for name in self.supervisor.deployments:
+            reps = self.supervisor.serving(name)
+            if not reps:
+                continue
+            info = await self.supervisor.worker_info(reps[0])
+            if info is not None:
+                self.catalog.voices[name] = info.get("voices", [])
+
+    def _add_external(self) -> None:
+        from voxmesh.gateway.balancer.pool import Endpoint, Reset
+
+        for dep in self.config.deployments:
+            if dep.external is None:
+                continue
+            eps = [Endpoint(id=f"{dep.name}-{i}", url=u.rstrip("/")) for i, u in enumerate(dep.external.urls)]
+            self.dataplane.update(dep.name, Reset(eps))
+
+    def _extra_metrics(self) -> str:
+        lines = ["# HELP voxmesh_replicas replicas per deployment and lifecycle state",
+                 "# TYPE voxmesh_replicas gauge"]
+        for dep, per in self.supervisor.counts().items():
+            for state, n in sorted(per.items()):
+                lines.append(f'voxmesh_replicas{{deployment="{dep}",state="{state}"}} {n}')
+        if self.autoscaler is not None:
+            lines.append(self.autoscaler.metrics_text())
+        if self.jobs is not None:
+            lines.append(self.jobs.metrics_text())
+        return "\n".join(line for line in lines if line) + "\n"
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.jobs is not None:
+            await self.jobs.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        if self.dataplane is not None:
+            await self.dataplane.close()
+
+
+def run_stack(settings: Settings, config_path: Path | None) -> int:
+    import uvloop
+
+    config = load_deployments(config_path)
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return asyncio.run(_main(settings, config))
+
+
+async def _main(settings: Settings, config: DeploymentsConfig) -> int:
+    stack = Stack(settings, config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    t0 = time.monotonic()
+    try:
+        await stack.start(wait_ready=False)
+    except OSError as exc:
+        print(f"voxmesh: cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror}",
+              file=sys.stderr)
+        await stack.stop()
+        return 2
+    print(f"voxmesh: gateway on {stack.url} - loading models...", file=sys.stderr, flush=True)
+    ready = asyncio.ensure_future(stack.wait_ready())
+    done, _ = await asyncio.wait({ready, asyncio.ensure_future(stop.wait())},
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if ready in done and ready.exception() is None:
+        models = ", ".join(stack.catalog.public_models())
+        print(f"voxmesh: ready in {time.monotonic() - t0:.1f}s at {stack.url} (models: {models})\n"
+              f"  try: curl -s {stack.url}/v1/audio/speech -H 'Content-Type: application/json' "
+              f"-d '{{\"model\":\"tts-1\",\"input\":\"Hello from voxmesh.\",\"voice\":\"joe\",\"response_format\":\"wav\"}}' -o hello.wav",
+              file=sys.stderr, flush=True)
+        await stop.wait()
+    elif ready in done:
+        print(f"voxmesh: {ready.exception()}", file=sys.stderr)
+    print("voxmesh: shutting down (draining in-flight requests)...", file=sys.stderr, flush=True)
+    with contextlib.suppress(Exception):
+        ready.cancel()
+    await stack.stop()
+    return 0
