@@ -56,6 +56,7 @@ _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,253}[a-z0-9])?$")
 _URI = re.compile(r"^spiffe://([^/]+)/ns/([^/]+)/sa/([^/]+)$")
 _MAX_BACKDATE_S = 60.0
+DEFAULT_TTL_S = float(MeshSettings.model_fields["cert_ttl_s"].default)  # 24 h
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -289,7 +290,7 @@ def issue_identity(
     """Issue a leaf for ``name`` with a new (or the given) key; the result includes the key."""
     ident = SpiffeId(ca.trust_domain, namespace, name)
     key = key or generate_key()
-    ttl = MeshSettings().cert_ttl_s if ttl_s is None else ttl_s
+    ttl = DEFAULT_TTL_S if ttl_s is None else ttl_s
     cert = _sign_leaf(ca, key.public_key(), ident, hosts, ttl)
     return _issued(ca, ident, cert, key_pem(key))
 
@@ -323,6 +324,6 @@ def issue_from_csr(
     else:
         raise InvalidRequest("only EC P-256/P-384 and RSA keys are accepted", param="csr_pem")
     ident = SpiffeId(ca.trust_domain, namespace, name)
-    ttl = MeshSettings().cert_ttl_s if ttl_s is None else ttl_s
+    ttl = DEFAULT_TTL_S if ttl_s is None else ttl_s
     cert = _sign_leaf(ca, public_key, ident, hosts, ttl)
     return _issued(ca, ident, cert, None)
