@@ -49,9 +49,7 @@ class Catalog:
 
     @classmethod
     def from_config(cls, cfg: DeploymentsConfig, kinds: dict[str, str]) -> Catalog:
-        return cls(
-            kinds=dict(kinds), aliases=dict(cfg.aliases), splits={k: dict(v) for k, v in cfg.splits.items()}
-        )
+        return cls(kinds=dict(kinds), aliases=dict(cfg.aliases), splits={k: dict(v) for k, v in cfg.splits.items()})
 
     def public_models(self) -> list[str]:
         return sorted(set(self.kinds) | set(self.splits) | set(self.aliases))
@@ -112,10 +110,7 @@ class Gateway:
         for name in self.catalog.public_models():
             routed = self.catalog.resolve(name)
             entry: dict[str, Any] = {
-                "id": name,
-                "object": "model",
-                "created": int(self.started),
-                "owned_by": "voxmesh",
+                "id": name, "object": "model", "created": int(self.started), "owned_by": "voxmesh",
                 "kind": self.catalog.kind_of(routed),
             }
             if name in self.catalog.aliases:
@@ -206,9 +201,7 @@ class Gateway:
             raise InvalidRequest('body must be {"weights": {"deployment": number, ...}}') from exc
         unknown = set(weights) - set(self.catalog.kinds)
         if unknown:
-            raise InvalidRequest(
-                f"unknown deployments {sorted(unknown)}; known: {sorted(self.catalog.kinds)}"
-            )
+            raise InvalidRequest(f"unknown deployments {sorted(unknown)}; known: {sorted(self.catalog.kinds)}")
         if not weights or sum(weights.values()) <= 0 or any(w < 0 for w in weights.values()):
             raise InvalidRequest("weights must be >= 0 and not all zero")
         self.dataplane.set_split(model, weights)
@@ -217,9 +210,7 @@ class Gateway:
         return web.json_response({"model": model, "weights": weights})
 
 
-def build_gateway_app(
-    gw: Gateway, *, setup: list[Callable[[web.Application], None]] | None = None
-) -> web.Application:
+def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], None]] | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app["gateway"] = gw
     r = app.router
