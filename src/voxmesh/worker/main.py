@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 
 def build_engine(engine: str, options: dict[str, Any]) -> Any:
+    if engine == "tone":
+        from voxmesh.engines.tone import ToneEngine
+
+        return ToneEngine(**options)
     if engine == "llamacpp":
         from voxmesh.engines.llamacpp import LlamaCppEngine
 
