@@ -49,6 +49,7 @@ class Stack:
         self.jobs: Any = None
         self.port: int = settings.server.port
         self._tasks: list[asyncio.Task[Any]] = []
+        self.ready = False  # set once every deployment serves and the catalog is filled
 
     @property
     def url(self) -> str:
@@ -76,7 +77,7 @@ class Stack:
         kinds = {d.name: deployment_kind(d) for d in self.config.deployments}
         self.catalog = Catalog.from_config(self.config, kinds)
         gateway = Gateway(s, self.dataplane, self.catalog, extra_metrics=self._extra_metrics,
-                          is_ready=self.supervisor.is_ready)
+                          is_ready=lambda: self.ready and self.supervisor.is_ready())
         setup = []
         from voxmesh.stack.jobs import JobsWiring
 
@@ -105,6 +106,7 @@ class Stack:
         await self.supervisor.wait_ready(timeout)
         await self.refresh_catalog()
         await self.jobs.start_runners()
+        self.ready = True
 
     async def refresh_catalog(self) -> None:
         """Voices per deployment, read from one serving worker of each."""
