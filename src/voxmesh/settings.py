@@ -54,6 +54,9 @@ class GatewaySettings(BaseModel):
     retry_window_s: float = Field(10.0, gt=0)
     retry_statuses: list[int] = [500, 502, 503, 504]
     retry_body_cap: int = Field(64 * 1024, ge=0)
+    retry_max_attempts: int = Field(3, ge=1, description="attempts per request, the first included")
+    retry_backoff_min_s: float = Field(0.025, gt=0)
+    retry_backoff_max_s: float = Field(0.250, gt=0)
     ewma_default_rtt_ms: float = Field(30.0, gt=0)
     ewma_decay_s: float = Field(10.0, gt=0)
     breaker_failures: int = Field(7, ge=1)
