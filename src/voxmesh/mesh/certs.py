@@ -39,6 +39,8 @@ from voxmesh.mesh.ca import CertificateAuthority
 from voxmesh.settings import MeshSettings
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_TTL_S",
     "IdentityPaths",
     "IssuedIdentity",
     "SpiffeId",
