@@ -1,0 +1,170 @@
+"""Dispatch of chunks to runners: the protocol, the DB backend and the in-memory backend.
+
+Ownership always lives in the metadata DB (a chunk's lease); a queue only says *which chunk
+to try next*. So a duplicated, stale or replayed message is harmless: leasing it fails and
+the message is dropped (chunk done, dead, or its job no longer active) or re-delayed until
+the chunk is due (backoff) or its current lease expires (the owner may have died).
+
+- :class:`DbQueue` (default): no messages at all; ``lease`` polls ``JobDB.lease_next``
+  (``SKIP LOCKED`` on PostgreSQL, an atomic UPDATE on SQLite). Backoff is ``next_attempt_at``.
+- :class:`MessageQueue` subclasses deliver chunk ids: :class:`MemoryQueue` here (tests) and
+  ``RabbitQueue`` in ``queue_rabbitmq``. A message is acked only after the chunk's DB state
+  moved on (done, dead, or retried and re-published), so a runner killed mid-chunk leaves
+  its message unacked and the broker redelivers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from voxmesh.clock import Clock, wall
+from voxmesh.storage.db import JobDB
+from voxmesh.storage.schema import ChunkRow
+
+__all__ = ["EMPTY", "ChunkQueue", "DbQueue", "Lease", "MemoryQueue", "MessageQueue", "get_with_timeout"]
+
+log = logging.getLogger(__name__)
+
+
+async def _noop() -> None:
+    return None
+
+
+EMPTY: object = object()
+
+
+async def get_with_timeout(q: asyncio.Queue[Any], timeout: float) -> Any:
+    """``q.get()`` with a timeout; ``timeout <= 0`` polls. Returns ``EMPTY`` on timeout."""
+    if timeout <= 0:
+        try:
+            return q.get_nowait()
+        except asyncio.QueueEmpty:
+            return EMPTY
+    try:
+        return await asyncio.wait_for(q.get(), timeout)
+    except TimeoutError:
+        return EMPTY
+
+
+@dataclass
+class Lease:
+    """A leased chunk; call :meth:`ack` once its DB state has moved on (done/retried/dead)."""
+
+    chunk: ChunkRow
+    _ack: Callable[[], Awaitable[None]] = field(default=_noop, repr=False)
+
+    async def ack(self) -> None:
+        await self._ack()
+
+
+class ChunkQueue(Protocol):
+    async def publish(self, chunk_ids: Sequence[int], delay_s: float = 0.0) -> None: ...
+
+    async def lease(self, owner: str, lease_s: float, wait_s: float) -> Lease | None: ...
+
+    async def length(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class DbQueue:
+    """The metadata DB is the queue: runners poll for leasable chunks."""
+
+    def __init__(self, db: JobDB, *, clock: Clock = wall, poll_s: float = 0.5) -> None:
+        self.db = db
+        self.clock = clock
+        self.poll_s = poll_s
+
+    async def publish(self, chunk_ids: Sequence[int], delay_s: float = 0.0) -> None:
+        return None  # the rows are the queue; delays are next_attempt_at
+
+    async def lease(self, owner: str, lease_s: float, wait_s: float) -> Lease | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            chunk = await self.db.lease_next(owner, self.clock(), lease_s)
+            if chunk is not None:
+                return Lease(chunk)
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+            await asyncio.sleep(min(self.poll_s, left))
+
+    async def length(self) -> int:
+        return await self.db.queue_length(self.clock())
+
+    async def close(self) -> None:
+        return None
+
+
+class MessageQueue:
+    """Base for brokers: subclasses implement ``publish``, ``_receive``, ``length``, ``close``."""
+
+    def __init__(self, db: JobDB, *, clock: Clock = wall) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def publish(self, chunk_ids: Sequence[int], delay_s: float = 0.0) -> None:
+        raise NotImplementedError
+
+    async def _receive(self, timeout: float) -> tuple[int | None, Callable[[], Awaitable[None]]] | None:
+        """Next message as ``(chunk_id or None if unreadable, ack)``, or None on timeout."""
+        raise NotImplementedError
+
+    async def lease(self, owner: str, lease_s: float, wait_s: float) -> Lease | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            got = await self._receive(max(0.0, deadline - loop.time()))
+            if got is None:
+                return None
+            chunk_id, ack = got
+            if chunk_id is None:
+                log.warning("dropping an unreadable queue message")
+                await ack()
+                continue
+            now = self.clock()
+            outcome = await self.db.lease_chunk(chunk_id, owner, now, lease_s)
+            if outcome.chunk is not None:
+                return Lease(outcome.chunk, ack)
+            if outcome.retry_at is not None:  # not due yet, or someone holds it: look again later
+                await self.publish([chunk_id], delay_s=max(0.05, outcome.retry_at - now))
+            await ack()  # dropped or re-delayed; look at the next message (waiting ends at the deadline)
+
+
+class MemoryQueue(MessageQueue):
+    """In-process broker for unit tests: delays via ``call_later``; nothing survives a crash."""
+
+    def __init__(self, db: JobDB, *, clock: Clock = wall) -> None:
+        super().__init__(db, clock=clock)
+        self._q: asyncio.Queue[int | None] = asyncio.Queue()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self.published = 0
+
+    async def publish(self, chunk_ids: Sequence[int], delay_s: float = 0.0) -> None:
+        for cid in chunk_ids:
+            self.published += 1
+            if delay_s <= 0:
+                self._q.put_nowait(cid)
+            else:
+                handle = asyncio.get_running_loop().call_later(delay_s, self._q.put_nowait, cid)
+                self._timers.add(handle)
+
+    def put_raw(self, item: int | None) -> None:
+        """Inject a message as-is (tests: an unreadable message is ``None``)."""
+        self._q.put_nowait(item)
+
+    async def _receive(self, timeout: float) -> tuple[int | None, Callable[[], Awaitable[None]]] | None:
+        item = await get_with_timeout(self._q, timeout)
+        return None if item is EMPTY else (item, _noop)  # type: ignore[return-value]
+
+    async def length(self) -> int:
+        return self._q.qsize()
+
+    async def close(self) -> None:
+        for handle in self._timers:
+            handle.cancel()
