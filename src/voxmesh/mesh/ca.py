@@ -41,6 +41,7 @@ __all__ = [
     "ISSUER_TTL_S",
     "ROOT_TTL_S",
     "CertificateAuthority",
+    "ca_trust_domain",
     "spki_fingerprint",
 ]
 
@@ -128,7 +129,8 @@ def _ca_cert(
     return builder.sign(signer_key, hashes.SHA256())
 
 
-def _ca_trust_domain(cert: x509.Certificate) -> str | None:
+def ca_trust_domain(cert: x509.Certificate) -> str | None:
+    """The trust domain a voxmesh CA certificate was made for (its ``spiffe://td`` URI SAN)."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -260,7 +262,7 @@ class CertificateAuthority:
             cls._write_pair(directory, "root", key, cert)
             return key, cert
         key, cert = pair
-        found = _ca_trust_domain(cert)
+        found = ca_trust_domain(cert)
         if found != trust_domain:
             raise ConfigError(
                 f"the mesh CA in {directory} is for trust domain {found!r}, settings say "

@@ -48,6 +48,7 @@ __all__ = [
     "identity_of",
     "issue_from_csr",
     "issue_identity",
+    "key_pem",
     "make_csr",
     "read_identity",
     "spiffe_id",

@@ -61,6 +61,7 @@ __all__ = [
     "MeshSSLContext",
     "ReloadableIdentity",
     "Renewer",
+    "bootstrap_server_context",
     "client_context",
     "local_renewer",
     "peer_identity",
@@ -120,6 +121,17 @@ def server_context(
     Prefer :meth:`ReloadableIdentity.server_context`, which also reloads it on rotation.
     """
     ctx = _context(ssl.PROTOCOL_TLS_SERVER, identity_file, trust_anchor_pem, frozenset(allowed))
+    ctx.num_tickets = 0
+    return ctx
+
+
+def bootstrap_server_context(identity_file: Path, trust_anchor_pem: bytes) -> MeshSSLContext:
+    """The gateway's listener for ``/mesh/*``: server-auth for joiners without a certificate,
+    and an *optional* client certificate (verified against the anchor when presented) so that
+    members can renew over the same port. No identity is enforced at the handshake; the
+    renew handler reads :func:`peer_identity` itself."""
+    ctx = _context(ssl.PROTOCOL_TLS_SERVER, identity_file, trust_anchor_pem, None)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.num_tickets = 0
     return ctx
 
@@ -215,6 +227,9 @@ class ReloadableIdentity:
 
     def server_context(self, allowed: Iterable[SpiffeId]) -> MeshSSLContext:
         return self.attach(server_context(self.paths.identity, self.trust_anchor_pem, allowed))
+
+    def bootstrap_server_context(self) -> MeshSSLContext:
+        return self.attach(bootstrap_server_context(self.paths.identity, self.trust_anchor_pem))
 
     def client_context(self, expect: Iterable[SpiffeId]) -> MeshSSLContext:
         return self.attach(client_context(self.paths.identity, self.trust_anchor_pem, expect))
