@@ -1,0 +1,406 @@
+"""The data plane: where the sans-IO policies meet sockets.
+
+For each request :meth:`DataPlane.forward`:
+
+1. picks the backend deployment of the public model by the weighted split (``split.py``);
+2. picks an endpoint by power of two choices over peak-EWMA cost, skipping endpoints that
+   their breaker ejected or that are at their in-flight cap (``balancer/``);
+3. sends the buffered body with the original method, path and content type over one pooled
+   keep-alive aiohttp client session, and waits for the first body byte under the
+   first-byte timeout; that wait is the EWMA sample (for streaming: time to first audio);
+4. classifies the answer (``resilience/classify.py``) and, while no byte went to the
+   client and the body is under the cap, retries a retryable attempt on another endpoint
+   after a jittered backoff, if the retry budget, the attempt limit and the request
+   deadline allow;
+5. relays the answer: a small body (Content-Length up to 64 KiB, or a stream that ended
+   with its first read) as one response, anything else chunk by chunk as it arrives, each
+   chunk under the idle-stream timeout;
+6. feeds the outcome to the endpoint's breaker and records the golden metrics
+   (``golden.py`` lists the metric names).
+
+Errors the client sees (JSON ``{"error": ...}``, from ``voxmesh.errors``): 503 +
+Retry-After when no endpoint can take the request (``NoHealthyUpstream`` when all are
+ejected or none exists, ``Overloaded`` when all are saturated), 504 when the last attempt
+timed out, 502 when the last attempt could not connect or the connection broke. An
+upstream's own error status is relayed as is once retries are exhausted. A stream that
+breaks after its head was sent cannot change its status: the client connection is closed
+so the client sees a truncated body, never a clean end.
+
+Limits
+    The request body is buffered (the gateway's callers already read it). TLS is whatever
+    ``ssl`` context the caller passes (mTLS contexts come from ``voxmesh.mesh``). aiohttp's
+    client costs about 0.1-0.2 ms of CPU per request; ``benchmarks/reports/gateway.md`` has
+    the figures and the leaner core to switch to if that matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl as ssl_module
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from voxmesh.clock import Clock, monotonic
+from voxmesh.errors import NoHealthyUpstream, Overloaded, UpstreamError, UpstreamTimeout, VoxmeshError
+from voxmesh.gateway.balancer.p2c import PowerOfTwoChoices, Unavailable
+from voxmesh.gateway.balancer.pool import Update
+from voxmesh.gateway.golden import GoldenMetrics, summary
+from voxmesh.gateway.resilience.backoff import Backoff
+from voxmesh.gateway.resilience.breaker import BreakerState
+from voxmesh.gateway.resilience.classify import ErrorKind, Outcome, classify
+from voxmesh.gateway.resilience.timeouts import Deadlines, RouteTimeouts, TimeoutKind
+from voxmesh.gateway.split import TrafficSplit
+from voxmesh.gateway.upstreams import Attempt, Deployment, Upstream
+from voxmesh.observability.metrics import Registry
+from voxmesh.settings import GatewaySettings
+
+__all__ = ["DataPlane"]
+
+log = logging.getLogger(__name__)
+
+BUFFER_LIMIT = 64 * 1024
+# Hop-by-hop headers (RFC 9110 7.6.1) and those the server side sets itself.
+_SKIP_RESPONSE = frozenset(
+    h.lower()
+    for h in ("Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
+              "Transfer-Encoding", "Upgrade", "Content-Length", "Date", "Server")
+)  # fmt: skip
+_PASS_REQUEST = ("Content-Type", "Accept", "Accept-Encoding", "Accept-Language", "X-Request-Id")
+_BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.OPEN: 1, BreakerState.HALF_OPEN: 2}
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, kind: ErrorKind, detail: str, timeout: TimeoutKind | None = None, waited: float = 0.0):
+        super().__init__(detail)
+        self.kind, self.detail, self.timeout, self.waited = kind, detail, timeout, waited
+
+
+class _Answer:
+    """An upstream response whose head and first body bytes have arrived."""
+
+    __slots__ = ("eof", "first", "latency", "resp")
+
+    def __init__(self, resp: aiohttp.ClientResponse, first: bytes, eof: bool, latency: float) -> None:
+        self.resp, self.first, self.eof, self.latency = resp, first, eof, latency
+
+
+def _error_response(err: VoxmeshError) -> web.Response:
+    return web.json_response(err.to_dict(), status=err.status, headers=err.headers())
+
+
+class DataPlane:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        clock: Clock = monotonic,
+        rng: random.Random | None = None,
+        metrics: Registry | None = None,
+        timeouts: Mapping[str, RouteTimeouts] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._ssl = ssl
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self.registry = metrics if metrics is not None else Registry()
+        self.golden = GoldenMetrics(self.registry)
+        self.split = TrafficSplit(self._rng)
+        self._p2c = PowerOfTwoChoices(self._rng)
+        self._backoff = Backoff(settings.retry_backoff_min_s, settings.retry_backoff_max_s, 1.0, self._rng)
+        self._retry_statuses = frozenset(settings.retry_statuses)
+        self._default_timeouts = RouteTimeouts(
+            settings.request_timeout_s, settings.first_byte_timeout_s, settings.idle_stream_timeout_s
+        )
+        self._timeouts: dict[str, RouteTimeouts] = dict(timeouts or {})
+        self._deployments: dict[str, Deployment] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    # ---- lifecycle and control -------------------------------------------------------
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=0,  # the per-endpoint in-flight cap is the limit that matters
+            keepalive_timeout=30.0,
+            ssl=self._ssl if self._ssl is not None else True,
+            enable_cleanup_closed=False,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None),  # deadlines are enforced here, per attempt
+            auto_decompress=False,  # relay bytes as the upstream encoded them
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def update(self, deployment: str, event: Update) -> None:
+        """Apply one discovery event to the pool of ``deployment``."""
+        dep = self._deployments.get(deployment)
+        if dep is None:
+            dep = self._deployments[deployment] = Deployment(
+                deployment, self.settings, self._clock, self._rng
+            )
+        delta = dep.pool.update(event)
+        for ep in delta.removed:
+            dep.upstreams.pop(ep.id, None)
+            self.golden.forget_endpoint(deployment, ep.id)
+        for ep in delta.added:
+            dep.add(ep, self.golden.endpoint(deployment, ep.id))
+
+    def set_split(self, model: str, weights: dict[str, float]) -> None:
+        self.split.set(model, weights)
+
+    def set_route_timeouts(self, route: str, timeouts: RouteTimeouts) -> None:
+        self._timeouts[route] = timeouts
+
+    def deployments(self) -> list[str]:
+        return sorted(self._deployments)
+
+    # ---- the request path ------------------------------------------------------------
+    async def forward(
+        self,
+        request: web.Request,
+        *,
+        model: str,
+        path: str,
+        body: bytes,
+        caller: str = "client",
+        idempotent: bool = True,
+    ) -> web.StreamResponse:
+        """Send one client request to an upstream of ``model`` and relay the answer.
+
+        ``idempotent``: synthesis and translation are pure, so a 500 may be retried.
+        """
+        if self._session is None:
+            raise RuntimeError("DataPlane.start() must be awaited before forward()")
+        start = self._clock()
+        route = path.split("?", 1)[0]
+        deployment = self.split.pick(model)
+        stats = self.golden.route(route, deployment)
+        try:
+            resp, status, ok, head_at = await self._forward(
+                request, deployment, route, path, body, caller, idempotent, start
+            )
+        except VoxmeshError as err:
+            resp, status, ok, head_at = _error_response(err), str(err.status), err.status < 500, self._clock()
+        self.golden.request_done(stats, route, deployment, status, ok, head_at - start)
+        return resp
+
+    async def _forward(
+        self,
+        request: web.Request,
+        deployment: str,
+        route: str,
+        path: str,
+        body: bytes,
+        caller: str,
+        idempotent: bool,
+        start: float,
+    ) -> tuple[web.StreamResponse, str, bool, float]:
+        """The response, its status label, success, and when its head went (or goes) out."""
+        dep = self._deployments.get(deployment)
+        if dep is None or not dep.upstreams:
+            self.golden.shed.labels(deployment, "no_endpoints").inc()
+            raise NoHealthyUpstream(
+                f"deployment {deployment!r} has no endpoints: no worker is ready yet or none is declared",
+                retry_after=1.0,
+            )
+        deadlines = self._timeouts.get(route, self._default_timeouts).start(start)
+        dep.budget.deposit()
+        headers = {h: v for h in _PASS_REQUEST if (v := request.headers.get(h)) is not None}
+        tried: set[str] = set()
+        last_error: VoxmeshError | None = None
+        for attempt_no in range(self.settings.retry_max_attempts):
+            choice = self._p2c.choose(dep.candidates(self._clock()), exclude=frozenset(tried))
+            if isinstance(choice, Unavailable):
+                if last_error is not None:
+                    raise last_error
+                raise self._unavailable(dep, choice)
+            up = dep.upstreams[choice]
+            tried.add(choice)
+            with Attempt(
+                up, self.golden.edge(caller, deployment, up.endpoint.id), self.golden, self._clock
+            ) as att:
+                try:
+                    answer = await self._send(request.method, up, path, body, headers, deadlines)
+                except _AttemptFailed as exc:
+                    if exc.kind is ErrorKind.TIMEOUT:
+                        up.ewma.observe(exc.waited)  # a lower bound of its latency
+                    outcome = classify(error=exc.kind, idempotent=idempotent)
+                    att.end(outcome, None)
+                    last_error = self._attempt_error(dep.name, exc, attempt_no + 1)
+                    if outcome is not Outcome.RETRYABLE or not self._may_retry(
+                        dep, attempt_no, body, deadlines
+                    ):
+                        raise last_error from None
+                else:
+                    up.ewma.observe(answer.latency)
+                    outcome = classify(status=answer.resp.status, retry_statuses=self._retry_statuses,
+                                       idempotent=idempotent)  # fmt: skip
+                    if outcome is not Outcome.RETRYABLE or not self._may_retry(
+                        dep, attempt_no, body, deadlines
+                    ):
+                        return await self._relay(request, answer, att, outcome, deadlines)
+                    answer.resp.release()
+                    att.end(outcome, answer.latency)
+                    last_error = UpstreamError(f"deployment {dep.name!r} answered {answer.resp.status}")
+            # Retrying: the budget was charged by _may_retry.
+            self.golden.route(route, deployment).retries.inc()
+            await asyncio.sleep(self._backoff.delay(attempt_no))
+        assert last_error is not None
+        raise last_error
+
+    def _may_retry(self, dep: Deployment, attempt_no: int, body: bytes, deadlines: Deadlines) -> bool:
+        if attempt_no + 1 >= self.settings.retry_max_attempts or len(body) > self.settings.retry_body_cap:
+            return False
+        if not deadlines.can_retry(self._clock(), self.settings.retry_backoff_max_s):
+            return False
+        if not dep.budget.try_withdraw():
+            self.golden.budget_exhausted.labels(dep.name).inc()
+            return False
+        return True
+
+    def _unavailable(self, dep: Deployment, why: Unavailable) -> VoxmeshError:
+        self.golden.shed.labels(dep.name, why.name.lower()).inc()
+        if why is Unavailable.ALL_SATURATED:
+            return Overloaded(
+                f"deployment {dep.name!r} is saturated: every endpoint has "
+                f"{self.settings.max_in_flight_per_endpoint} requests in flight; retry later",
+                retry_after=1.0,
+            )
+        now = self._clock()
+        wait = min((u.breaker.open_until - now for u in dep.upstreams.values()), default=1.0)
+        return NoHealthyUpstream(
+            f"deployment {dep.name!r} has no healthy endpoint: {why.value}; retry later",
+            retry_after=max(1.0, wait),
+        )
+
+    @staticmethod
+    def _attempt_error(deployment: str, exc: _AttemptFailed, attempts: int) -> VoxmeshError:
+        tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
+        if exc.kind is ErrorKind.TIMEOUT:
+            what = {
+                TimeoutKind.FIRST_BYTE: "first-byte",
+                TimeoutKind.REQUEST: "request",
+                TimeoutKind.IDLE: "idle",
+            }
+            assert exc.timeout is not None
+            return UpstreamTimeout(
+                f"deployment {deployment!r} did not answer within the {what[exc.timeout]} timeout "
+                f"({exc.waited:.1f} s) {tries}"
+            )
+        return UpstreamError(f"deployment {deployment!r} could not be reached {tries}: {exc.detail}")
+
+    async def _send(
+        self, method: str, up: Upstream, path: str, body: bytes, headers: dict[str, str], deadlines: Deadlines
+    ) -> _Answer:
+        assert self._session is not None
+        sent = self._clock()
+        wait, kind = deadlines.first_byte(sent)
+        resp: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(wait):
+                resp = await self._session.request(
+                    method, up.endpoint.url + path, data=body, headers=headers, allow_redirects=False
+                )
+                length = resp.content_length
+                if length is not None and length <= BUFFER_LIMIT:
+                    first, eof = await resp.read(), True
+                else:
+                    first = await resp.content.readany()
+                    eof = resp.content.at_eof()
+        except TimeoutError as exc:
+            if resp is not None:
+                resp.close()
+            raise _AttemptFailed(ErrorKind.TIMEOUT, "timed out", kind, self._clock() - sent) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise _AttemptFailed(ErrorKind.CONNECT, str(exc) or type(exc).__name__) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            if resp is not None:
+                resp.close()
+            raise _AttemptFailed(ErrorKind.RESET, str(exc) or type(exc).__name__) from exc
+        return _Answer(resp, first, eof, self._clock() - sent)
+
+    async def _relay(
+        self, request: web.Request, answer: _Answer, att: Attempt, outcome: Outcome, deadlines: Deadlines
+    ) -> tuple[web.StreamResponse, str, bool, float]:
+        upstream = answer.resp
+        headers = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in _SKIP_RESPONSE)
+        status = upstream.status
+        if answer.eof:
+            upstream.release()
+            att.end(outcome, answer.latency)
+            out_now = web.Response(status=status, headers=headers, body=answer.first)
+            return out_now, str(status), status < 500, self._clock()
+        out = web.StreamResponse(status=status, headers=headers)
+        if upstream.content_length is not None:
+            out.content_length = upstream.content_length
+        try:
+            await out.prepare(request)
+            head_at = self._clock()
+            chunk = answer.first
+            while chunk:
+                await out.write(chunk)
+                wait, _ = deadlines.next_chunk(self._clock())
+                try:
+                    async with asyncio.timeout(wait):
+                        chunk = await upstream.content.readany()
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    log.warning("stream from %s broke after the head was sent: %r", att.up.endpoint.id, exc)
+                    upstream.close()
+                    att.end(Outcome.FAILURE, answer.latency)
+                    if request.transport is not None:
+                        request.transport.close()  # the client must see a truncated stream, not an end
+                    return out, "stream_error", False, head_at
+            await out.write_eof()
+        except (ConnectionError, aiohttp.ClientConnectionResetError):
+            upstream.close()  # the client went away: not the upstream's fault
+            att.end(outcome, answer.latency)
+            return out, "client_closed", True, self._clock()
+        upstream.release()
+        att.end(outcome, answer.latency)
+        return out, str(status), status < 500, head_at
+
+    # ---- views -----------------------------------------------------------------------
+    def _refresh_gauges(self) -> None:
+        now = self._clock()
+        for dep in self._deployments.values():
+            for eid, up in dep.upstreams.items():
+                self.golden.ep_breaker.labels(dep.name, eid).set(_BREAKER_GAUGE[up.breaker.state(now)])
+                self.golden.ep_ewma.labels(dep.name, eid).set(up.ewma.estimate())
+
+    def metrics_text(self) -> str:
+        """The golden metrics in the Prometheus text format."""
+        self._refresh_gauges()
+        return self.registry.render()
+
+    def topology(self) -> dict[str, Any]:
+        """Live figures per route, deployment, endpoint and edge, for ``/admin/topology``."""
+        now = self._clock()
+        deployments: dict[str, Any] = {}
+        for name, dep in sorted(self._deployments.items()):
+            requests, successes, hist = self.golden.deployment_totals(name)
+            deployments[name] = {
+                **summary(requests, successes, hist),
+                "retry_budget": {
+                    "balance": round(dep.budget.balance(), 2),
+                    "retries": dep.budget.retries,
+                    "refused": dep.budget.refused,
+                },
+                "endpoints": [up.view(now) for up in dep.upstreams.values()],
+            }
+        return {
+            "routes": self.golden.routes_view(),
+            "splits": {m: self.split.weights(m) for m in self.split.models()},
+            "deployments": deployments,
+            "edges": self.golden.edges_view(),
+        }
