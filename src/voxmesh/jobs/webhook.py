@@ -1,10 +1,11 @@
 """Completion webhooks, signed: ``X-Voxmesh-Signature: sha256=<hex HMAC-SHA256 of the body>``.
 
 The receiver recomputes the HMAC of the raw body with the shared ``JobsSettings.webhook_secret``
-and compares in constant time (:func:`verify_signature`). Delivery is at-least-once while the
-sending process lives: the ``webhook_sent`` flag is set only after a 2xx (or a permanent
-4xx), and pending deliveries are retried by idle runners, at most ``max_attempts`` times per
-process with a growing pause. The body carries the job id, state, duration and error.
+and compares in constant time (:func:`verify_signature`). A runner claims a delivery atomically
+(``webhook_sent`` set with a conditional UPDATE) so concurrent runners send it once; a failed
+attempt gives the claim back and idle runners retry, at most ``max_attempts`` times per
+process with a growing pause. Limit: a runner killed between claim and send loses that
+webhook (at-most-once across crashes; clients can poll ``GET /v1/jobs/{id}``). The body carries the job id, state, duration and error.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 from typing import Any
 
 import aiohttp
 
+from voxmesh.clock import Clock, monotonic
 from voxmesh.storage.db import JobDB
 from voxmesh.storage.schema import JobRow
 
@@ -48,8 +49,11 @@ def webhook_body(job: JobRow) -> bytes:
 
 
 class WebhookSender:
-    def __init__(self, secret: str | None, *, timeout_s: float = 10.0, max_attempts: int = 5) -> None:
+    def __init__(
+        self, secret: str | None, *, timeout_s: float = 10.0, max_attempts: int = 5, clock: Clock = monotonic
+    ) -> None:
         self.secret = secret
+        self.clock = clock
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.max_attempts = max_attempts
         self._tries: dict[str, tuple[int, float]] = {}
@@ -74,13 +78,15 @@ class WebhookSender:
             return False
 
     async def deliver_pending(self, db: JobDB) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for job in await db.pending_webhooks():
             tries, not_before = self._tries.get(job.id, (0, 0.0))
             if now < not_before:
                 continue
+            if not await db.claim_webhook(job.id):
+                continue  # another runner is delivering it
             if await self.send(job) or tries + 1 >= self.max_attempts:
-                await db.mark_webhook_sent(job.id)
                 self._tries.pop(job.id, None)
             else:
+                await db.release_webhook(job.id)
                 self._tries[job.id] = (tries + 1, now + 2.0 ** (tries + 1))

@@ -230,6 +230,19 @@ class JobDB:
         async with self.engine.connect() as conn:
             return [JobRow.from_row(r) for r in (await conn.execute(q)).all()]
 
+    async def claim_webhook(self, job_id: str) -> bool:
+        """Take the job's webhook delivery (one process at a time); False if someone has it."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(jobs).where(jobs.c.id == job_id, ~jobs.c.webhook_sent).values(webhook_sent=True)
+            )
+            return bool(res.rowcount == 1)
+
+    async def release_webhook(self, job_id: str) -> None:
+        """Give a failed delivery back so it is retried."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(jobs).where(jobs.c.id == job_id).values(webhook_sent=False))
+
     async def mark_webhook_sent(self, job_id: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(update(jobs).where(jobs.c.id == job_id).values(webhook_sent=True))
