@@ -218,6 +218,10 @@ class LlamaCppEngine:
         if not path.is_file():
             raise ConfigError(f"model file {path} does not exist (mt.model_path)")
         self.threads = max(1, threads)
+        # llama-cpp-python prints every native log line unless its logger says otherwise.
+        native = logging.getLogger("llama-cpp-python")
+        if native.level == logging.NOTSET:
+            native.setLevel(logging.ERROR)
         lc.llama_backend_init()
         mparams = lc.llama_model_default_params()
         model = lc.llama_model_load_from_file(str(path).encode(), mparams)
@@ -340,8 +344,8 @@ class LlamaCppEngine:
         if room < 8:
             raise PayloadTooLarge(f"segment needs {len(tokens)} prompt tokens; the model context per "
                                   f"sequence is {self.n_ctx_per_seq}: send shorter text", param="input")
-        gen = Generation(tokens, params, prompt.stops, min(params.max_new_tokens, room), on_text, on_done)
-        gen.scan = StopScanner(prompt.stops)
+        gen = Generation(tokens, params, prompt.stop, min(params.max_new_tokens, room), on_text, on_done)
+        gen.scan = StopScanner(prompt.stop)
         gen.pending = list(tokens)
         with self._cv:
             if not self._batcher.add(gen):

