@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 __all__ = ["Candidate", "PowerOfTwoChoices", "Unavailable"]
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """A frozen snapshot of one endpoint (a NamedTuple: built per endpoint per request, so cheap)."""
+
     id: str
     cost: float
     in_flight: int = 0
