@@ -59,10 +59,10 @@ def pg_url() -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def rabbitmq_url() -> Iterator[str]:
-    """An AMQP URL on a fresh vhost (made with rabbitmqctl; the management API is not enabled
-    here), deleted after the test."""
+    """An AMQP URL on a fresh vhost (made with rabbitmqctl, ~3 s a call: the management API
+    is not enabled here), deleted at the end of the session. Tests use their own queue names."""
     ctl = shutil.which("rabbitmqctl")
     if ctl is None or not _port_open("127.0.0.1", 5672):
         pytest.skip("RabbitMQ (rabbitmqctl and 127.0.0.1:5672) is not available")

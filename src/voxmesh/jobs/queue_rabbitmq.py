@@ -116,11 +116,16 @@ class RabbitQueue(MessageQueue):
         return chunk_id, ack
 
     async def length(self) -> int:
-        total = 0
-        for qname in [self.name, *(f"{self.name}.delay.{ms}" for ms in self._delay_queues)]:
-            declared = await self._channel.declare_queue(qname, passive=True)
-            total += int(declared.declaration_result.message_count or 0)
-        return total
+        # a fresh channel each time: aio-pika channels answer re-declarations from a cache
+        channel = await self._conn.channel()
+        try:
+            total = 0
+            for qname in [self.name, *(f"{self.name}.delay.{ms}" for ms in self._delay_queues)]:
+                declared = await channel.declare_queue(qname, passive=True)
+                total += int(declared.declaration_result.message_count or 0)
+            return total
+        finally:
+            await channel.close()
 
     async def close(self) -> None:
         if self._conn is not None:
