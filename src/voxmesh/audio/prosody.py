@@ -128,6 +128,13 @@ def _atempo_chain(tempo: float) -> list[tuple[str, str]]:
     return chain
 
 
+def _padded(pcm: Pcm, sample_rate: int) -> Pcm:
+    # atempo keeps back its last window at end of stream; feed silence past the end so the
+    # whole signal comes out, then cut to the exact length.
+    pad = np.zeros(int(0.2 * sample_rate), dtype=np.float32)
+    return np.concatenate([np.asarray(pcm, dtype=np.float32), pad])
+
+
 def _fit(x: Pcm, n: int) -> Pcm:
     if x.size >= n:
         return x[:n]
@@ -141,7 +148,7 @@ def pitch_shift(pcm: Pcm, sample_rate: int, semitones: float) -> Pcm:
     factor = 2.0 ** (semitones / 12.0)
     chain = [("asetrate", f"r={round(sample_rate * factor)}"), ("aresample", str(sample_rate))]
     chain += _atempo_chain(1.0 / factor)
-    return _fit(_filter_graph(pcm, sample_rate, chain), pcm.size)
+    return _fit(_filter_graph(_padded(pcm, sample_rate), sample_rate, chain), pcm.size)
 
 
 def time_stretch(pcm: Pcm, sample_rate: int, tempo: float) -> Pcm:
@@ -150,7 +157,8 @@ def time_stretch(pcm: Pcm, sample_rate: int, tempo: float) -> Pcm:
         raise ValueError("tempo must be > 0")
     if abs(tempo - 1.0) < 1e-6 or pcm.size == 0:
         return np.asarray(pcm, dtype=np.float32)
-    return _filter_graph(pcm, sample_rate, _atempo_chain(tempo))
+    out = _filter_graph(_padded(pcm, sample_rate), sample_rate, _atempo_chain(tempo))
+    return _fit(out, round(pcm.size / tempo))
 
 
 def apply_gain(pcm: Pcm, gain_db: float) -> Pcm:

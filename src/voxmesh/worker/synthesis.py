@@ -119,7 +119,8 @@ def _resolve_language(req: SpeechRequest, engine: TtsEngine) -> str:
 
 
 def _check_phonemes(engine: TtsEngine, pron: Pronunciation, phonemes: str, language: str) -> None:
-    unknown = engine.unknown_phonemes(phonemes, language)
+    check = getattr(engine, "unknown_phonemes", None)  # engines predating the method accept all
+    unknown = check(phonemes, language) if check is not None else ""
     if unknown:
         raise InvalidRequest(
             f"pronunciation of {pron.word!r} uses symbols {unknown!r} that the {engine.name} model does not "
