@@ -189,7 +189,7 @@ async def test_requests_keep_succeeding_across_rotations(ca: CertificateAuthorit
     print(f"rotation test: {ok} requests ok, {len(failures)} failed, rotations server={server_ident.rotations} "
           f"client={client_ident.rotations}, server certs seen={len(server_serials)}, client certs seen={len(client_serials)}")
     assert failures == []
-    assert ok > 100
+    assert ok > 50
     assert server_ident.rotations >= 1 and client_ident.rotations >= 1
     assert len(server_serials) >= 2, "the reconnecting client never saw the rotated server certificate"
     assert len(client_serials) >= 2, "the server never saw the rotated client certificate"
