@@ -107,6 +107,7 @@ class Generation:
     finished: threading.Event = field(default_factory=threading.Event)
     cancelled: bool = False
     # decode-loop state
+    head: tuple[int, ...] = ()  # leading tokens shared with other prompts of the pair (KV reused)
     slot: int = -1
     n_past: int = 0
     pending: list[int] = field(default_factory=list)
@@ -141,6 +142,8 @@ class LlamaCppEngine:
         sampling: SamplingParams = HYMT_SAMPLING,
         max_segment_chars: int = 400,
         max_queue: int = 1024,
+        prefix_slots: int = 4,
+        min_prefix_tokens: int = 16,
         cache_dir: Path | None = None,
         clock: Callable[[], float] = monotonic,
     ) -> None:
@@ -153,6 +156,11 @@ class LlamaCppEngine:
         self.n_batch = max(n_batch, 32)
         self.sampling = sampling
         self.max_segment_chars = max_segment_chars
+        self.prefix_slots = prefix_slots
+        self.min_prefix_tokens = min_prefix_tokens
+        # prompt head tokens -> the sequence id holding their KV state; insertion order = LRU
+        self._heads: dict[tuple[int, ...], int] = {}
+        self.prefix_hits = 0
         self._batcher: DynamicBatcher[Generation] = DynamicBatcher(
             max_batch_size, max_wait_s, max_queue=max_queue, clock=clock
         )
@@ -228,13 +236,15 @@ class LlamaCppEngine:
         if not model:
             raise ConfigError(f"llama.cpp could not load {path} (not a GGUF model?)")
         cparams = lc.llama_context_default_params()
-        cparams.n_seq_max = self.max_batch_size
-        cparams.n_ctx = self.n_ctx_per_seq * self.max_batch_size
+        cparams.n_seq_max = self.max_batch_size + self.prefix_slots
+        cparams.n_ctx = self.n_ctx_per_seq * self.max_batch_size + 512 * self.prefix_slots
         cparams.n_batch = self.n_batch
         cparams.n_ubatch = self.n_batch
         cparams.n_threads = self.threads
         cparams.n_threads_batch = self.threads
-        cparams.kv_unified = False  # each sequence its own KV region: no cross-sequence masking cost
+        # One KV buffer for all sequences: copying a cached prompt head into a sequence then only
+        # tags the cells with another sequence id (no data copy).
+        cparams.kv_unified = True
         ctx = lc.llama_init_from_model(model, cparams)
         if not ctx:
             lc.llama_model_free(model)
@@ -247,6 +257,7 @@ class LlamaCppEngine:
         self.metadata = self._read_metadata()
         self.style, self.chat = self._pick_style()
         self._free_slots = list(range(self.max_batch_size))
+        self._heads = {}
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="llamacpp-decode", daemon=True)
         self._thread.start()
@@ -304,14 +315,14 @@ class LlamaCppEngine:
 
     # -- tokens ----------------------------------------------------------------------------
 
-    def tokenize(self, text: str, *, special: bool) -> list[int]:
+    def tokenize(self, text: str, *, special: bool, bos: bool = True) -> list[int]:
         data = text.encode("utf-8")
         cap = len(data) + 8
         arr = (self._lc.llama_token * cap)()
-        n = self._lc.llama_tokenize(self._vocab, data, len(data), arr, cap, True, special)
+        n = self._lc.llama_tokenize(self._vocab, data, len(data), arr, cap, bos, special)
         if n < 0:
             arr = (self._lc.llama_token * -n)()
-            n = self._lc.llama_tokenize(self._vocab, data, len(data), arr, -n, True, special)
+            n = self._lc.llama_tokenize(self._vocab, data, len(data), arr, -n, bos, special)
         return list(arr[:n])
 
     def _piece_bytes(self, token: int, special: bool = False) -> bytes:
@@ -339,7 +350,9 @@ class LlamaCppEngine:
         if self._ctx is None:
             raise EngineError("engine not loaded: call load(threads) first")
         params = params or self.sampling
-        tokens = self.tokenize(prompt.text, special=prompt.style is PromptStyle.CHAT)
+        special = prompt.style is PromptStyle.CHAT
+        head = self.tokenize(prompt.text[: prompt.head], special=special) if prompt.head else []
+        tokens = head + self.tokenize(prompt.text[prompt.head :], special=special, bos=not head)
         room = self.n_ctx_per_seq - len(tokens)
         if room < 8:
             raise PayloadTooLarge(f"segment needs {len(tokens)} prompt tokens; the model context per "
@@ -347,6 +360,8 @@ class LlamaCppEngine:
         gen = Generation(tokens, params, prompt.stop, min(params.max_new_tokens, room), on_text, on_done)
         gen.scan = StopScanner(prompt.stop)
         gen.pending = list(tokens)
+        if len(head) >= self.min_prefix_tokens and self.prefix_slots:
+            gen.head = tuple(head)
         with self._cv:
             if not self._batcher.add(gen):
                 raise Overloaded("the translation queue is full: retry later", retry_after=1.0)
@@ -500,6 +515,11 @@ class LlamaCppEngine:
         lc = self._lc
         gen.slot = self._free_slots.pop()
         lc.llama_memory_seq_rm(self._mem, gen.slot, -1, -1)
+        if gen.head:
+            seq = self._head_seq(gen.head)
+            lc.llama_memory_seq_cp(self._mem, seq, gen.slot, -1, -1)
+            gen.n_past = len(gen.head)
+            del gen.pending[: len(gen.head)]
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         p = gen.params
         if p.greedy:
@@ -518,6 +538,34 @@ class LlamaCppEngine:
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(p.seed))
         gen.sampler = chain
         self._active.append(gen)
+
+    def _head_seq(self, head: tuple[int, ...]) -> int:
+        """The sequence id holding ``head``'s KV state, computing it on a miss (LRU eviction)."""
+        seq = self._heads.pop(head, None)
+        if seq is not None:
+            self.prefix_hits += 1
+            self._heads[head] = seq  # most recently used last
+            return seq
+        if len(self._heads) >= self.prefix_slots:
+            seq = self._heads.pop(next(iter(self._heads)))  # least recently used
+        else:
+            seq = self.max_batch_size + len(self._heads)
+        lc, batch = self._lc, self._batch
+        lc.llama_memory_seq_rm(self._mem, seq, -1, -1)
+        for start in range(0, len(head), self.n_batch):
+            chunk = head[start : start + self.n_batch]
+            for j, tok in enumerate(chunk):
+                batch.token[j] = tok
+                batch.pos[j] = start + j
+                batch.n_seq_id[j] = 1
+                batch.seq_id[j][0] = seq
+                batch.logits[j] = False
+            batch.n_tokens = len(chunk)
+            rc = lc.llama_decode(self._ctx, batch)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode returned {rc} while caching a prompt head")
+        self._heads[head] = seq
+        return seq
 
     def _step(self) -> None:
         lc, batch = self._lc, self._batch

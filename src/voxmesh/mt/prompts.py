@@ -21,7 +21,7 @@ ends a few-shot answer.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from voxmesh.mt.languages import is_chinese, language, normalize_code
@@ -217,9 +217,13 @@ def _render_jinja(template: str, user: str, bos: str, eos: str) -> str:
 
 @dataclass(frozen=True)
 class Prompt:
+    """A full prompt; ``text[:head]`` is shared by every prompt of the same style and pair
+    (few-shot examples, chat header, instruction), so an engine can keep its KV state."""
+
     text: str
     style: PromptStyle
     stop: tuple[str, ...] = ()
+    head: int = 0
 
 
 def build_prompt(
@@ -232,7 +236,30 @@ def build_prompt(
     context: str | None = None,
     chat: ChatFormat | None = None,
 ) -> Prompt:
-    """The full prompt text for one segment in the given style (few-shot falls back to HYMT)."""
+    """The full prompt text for one segment in the given style (few-shot falls back to HYMT),
+    with ``head`` marking the part shared with every other segment of the pair: the common
+    prefix with a probe prompt, cut back to a line end so tokenization splits cleanly there."""
+    prompt = _build(style, text, source, target, glossary=glossary, context=context, chat=chat)
+    probe = _build(style, "\x00", source, target, chat=chat).text
+    n = 0
+    for a, b in zip(prompt.text, probe, strict=False):
+        if a != b:
+            break
+        n += 1
+    head = prompt.text.rfind("\n", 0, n) + 1
+    return replace(prompt, head=head)
+
+
+def _build(
+    style: PromptStyle,
+    text: str,
+    source: str,
+    target: str,
+    *,
+    glossary: Mapping[str, str] | None = None,
+    context: str | None = None,
+    chat: ChatFormat | None = None,
+) -> Prompt:
     if style is PromptStyle.FEWSHOT:
         few = fewshot_prompt(text, source, target, glossary=glossary, context=context)
         if few is not None:
