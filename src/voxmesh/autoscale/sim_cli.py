@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from voxmesh.autoscale.sim.service import LogNormal
 from voxmesh.autoscale.sim.trace import SCENARIOS
 from voxmesh.autoscale.simulator import ClusterConfig, compare
 
@@ -30,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--slo", type=float, default=2.0, help="latency SLO in seconds")
     p.add_argument("--cold-start", type=float, default=15.0, help="model load time until routable (s)")
     p.add_argument("--timeout", type=float, default=60.0, help="request timeout: waiting longer drops it (s)")
+    p.add_argument("--service-mean", type=float, default=0.39, help="mean service time per request (s)")
+    p.add_argument("--service-p99", type=float, default=0.6, help="p99 service time per request (s)")
     p.set_defaults(func=run_sim)
 
 
@@ -37,10 +40,16 @@ def run_sim(args: argparse.Namespace) -> int:
     if args.scale <= 0:
         print("voxmesh sim: --scale must be > 0", file=sys.stderr)
         return 2
+    try:
+        service = LogNormal.fit(args.service_mean, args.service_p99)
+    except ValueError as exc:
+        print(f"voxmesh sim: service time: {exc}", file=sys.stderr)
+        return 2
     cluster = ClusterConfig(cold_start_s=args.cold_start, slo_s=args.slo, request_timeout_s=args.timeout)
-    cmp = compare(args.scenario, scale=args.scale, seed=args.seed, cluster=cluster)
+    cmp = compare(args.scenario, scale=args.scale, seed=args.seed, cluster=cluster, service=service)
     print(f"scenario={args.scenario} scale={args.scale:g} seed={args.seed} slo={args.slo:g}s "
-          f"cold_start={args.cold_start:g}s timeout={args.timeout:g}s")
+          f"cold_start={args.cold_start:g}s timeout={args.timeout:g}s "
+          f"service=lognormal(mean {args.service_mean:g}s, p99 {args.service_p99:g}s)")
     print(cmp.table(markdown=False))
     for path in cmp.plot(args.out):
         print(f"wrote {path}")

@@ -33,6 +33,7 @@ class Comparison:
     cluster: ClusterConfig
     seed: int
     mean_service_s: float
+    autoscalers: list[AutoscalerConfig]
 
     def table(self, markdown: bool = True) -> str:
         return format_table(self.summaries, markdown=markdown)
@@ -77,4 +78,4 @@ def compare(
     configs = autoscalers or presets(sc.scale, mean_service_s=service.mean_s)
     results = [simulate(sc, a, seed=seed, cluster=cluster, service=service) for a in configs]
     summaries = [summarize(r, cluster.slo_s, sc.spike) for r in results]
-    return Comparison(sc, results, summaries, cluster, seed, service.mean_s)
+    return Comparison(sc, results, summaries, cluster, seed, service.mean_s, configs)

@@ -175,3 +175,23 @@ def test_record_scale_event_prunes_and_skips_zero() -> None:
     events = (ScaleEvent(0.0, 2), ScaleEvent(50.0, -1))
     assert record_scale_event(events, 100.0, 0, b) == (ScaleEvent(50.0, -1),)
     assert record_scale_event(events, 100.0, 3, b)[-1] == ScaleEvent(100.0, 3)
+
+
+def test_spec_from_deployment() -> None:
+    from voxmesh.autoscale.snapshot import HPA_DEFAULT_SCALE_DOWN, spec_from_deployment
+    from voxmesh.deployments import Deployment
+
+    dep = Deployment.model_validate({
+        "name": "tts-en", "engine": "piper", "replicas": {"min": 1, "max": 6, "warm": 2},
+        "scaling": {"qps_per_replica": 2.5, "scale_down_window_s": 45},
+    })
+    spec = spec_from_deployment(dep)
+    assert (spec.min_replicas, spec.max_replicas, spec.warm_pool_size) == (1, 6, 2)
+    assert spec.targets() == {Metric.QPS: 2.5}
+    assert spec.behavior.scale_down.stabilization_window_s == 45
+    assert spec.behavior.scale_down.policies == HPA_DEFAULT_SCALE_DOWN.policies
+    assert spec.behavior.scale_up.policies == ()  # unlimited: promotion is cheap
+    # no target declared: in-flight 1 per replica; min 0 turns on scale to zero
+    bare = spec_from_deployment(Deployment.model_validate(
+        {"name": "mt", "engine": "llamacpp", "replicas": {"min": 0, "max": 2}}))
+    assert bare.targets() == {Metric.IN_FLIGHT: 1.0} and bare.scale_to_zero

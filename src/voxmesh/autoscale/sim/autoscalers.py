@@ -7,7 +7,7 @@ simulator's 1 s sample grid):
 - ``scrape_s``: the collector samples every ``scrape_s`` (metrics-server resolution,
   Prometheus scrape interval, voxmesh's 1 s push);
 - ``window_s``: the value is an average over the window ending at that scrape
-  (kubelet CPU rate, PromQL ``rate(...[1m])``, voxmesh's short in-flight average);
+  (kubelet CPU rate, PromQL ``rate(...[1m])``, voxmesh's 5 s in-flight average);
 - ``poll_s``: a cache refreshed every ``poll_s`` in between (KEDA's ``pollingInterval``);
 - ``delay_s``: a fixed transport delay before the sample can be read.
 
@@ -87,7 +87,7 @@ def voxmesh(scale: float = 1.0, warm_per_unit: float = 0.3, mean_service_s: floa
             scale_down=ScalingRules(stabilization_window_s=30.0, policies=HPA_DEFAULT_SCALE_DOWN.policies),
         ),
     )
-    source = MetricSource(Metric.IN_FLIGHT, MetricKind.TOTAL, scrape_s=1, window_s=2, delay_s=1)
+    source = MetricSource(Metric.IN_FLIGHT, MetricKind.TOTAL, scrape_s=1, window_s=5, delay_s=1)
     return AutoscalerConfig("voxmesh", spec, source, sync_s=1.0)
 
 
