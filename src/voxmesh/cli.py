@@ -54,11 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--threads", type=int, default=None, help="cores the worker may use (default: all)")
     worker.add_argument("--options", default="{}", help="engine options as JSON")
     worker.add_argument("--dictionary", type=Path, default=None, help="pronunciation dictionary (JSONL)")
-    worker.add_argument("--tls-cert", type=Path, default=None)
-    worker.add_argument("--tls-key", type=Path, default=None)
-    worker.add_argument("--tls-ca", type=Path, default=None)
-    worker.add_argument("--allow-identity", action="append", default=[],
-                        help="SPIFFE ID allowed to call this worker (repeatable)")
+    worker.add_argument("--mesh-dir", type=Path, default=None,
+                        help="local mTLS: sign our certificate with the CA in DIR/ca (same data dir as the gateway)")
+    worker.add_argument("--key-dir", type=Path, default=None, help="remote mTLS: where our identity lives")
+    worker.add_argument("--gateway-url", default=None, help="remote mTLS: the gateway's join URL (https://host:port)")
+    worker.add_argument("--token", default=None, help="one-time join token (first start on a host)")
+    worker.add_argument("--ca-fingerprint", default=None, help="the CA fingerprint given with the token")
+    worker.add_argument("--trust-domain", default="voxmesh.local")
     worker.set_defaults(func=_cmd_worker)
 
     _add_optional(sub, "voxmesh.autoscale.sim_cli")
@@ -79,12 +81,14 @@ def _logging(args: argparse.Namespace, level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for noisy in ("alembic", "aiormq", "aio_pika", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     import os
 
-    from voxmesh.worker.main import run_worker
+    from voxmesh.worker.main import MeshArgs, run_worker
 
     settings = _settings(args)
     _logging(args, settings.log_level)  # type: ignore[attr-defined]
@@ -95,7 +99,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     threads = args.threads or os.cpu_count() or 1
     run_worker(settings, engine=args.engine, model=args.model, host=args.host, port=args.port,  # type: ignore[arg-type]
                threads=threads, options=options, dictionary=args.dictionary,
-               tls=(args.tls_cert, args.tls_key, args.tls_ca), allow=args.allow_identity)
+               mesh=MeshArgs(args.mesh_dir, args.key_dir, args.gateway_url, args.token, args.ca_fingerprint,
+                             args.trust_domain))
     return 0
 
 

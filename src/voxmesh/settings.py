@@ -73,6 +73,8 @@ class MeshSettings(BaseModel):
     trust_domain: str = "voxmesh.local"
     cert_ttl_s: float = Field(24 * 3600, gt=0)
     rotate_fraction: float = Field(2 / 3, gt=0, lt=1)
+    join_port: int | None = Field(None, ge=0, le=65535, description="HTTPS port for /mesh/join (other hosts)")
+    join_host: str = "127.0.0.1"
 
 
 class StorageSettings(BaseModel):

@@ -258,7 +258,7 @@ class Supervisor:
                         rep.move(ReplicaState.LOADING)
                     if resp.status == 200:
                         break
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 continue
         rep.ready_at = self.clock()
         rep.move(ReplicaState.WARM)
@@ -293,7 +293,7 @@ class Supervisor:
             proc.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), 10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
@@ -304,7 +304,7 @@ class Supervisor:
             async with self._session.get(f"{self.launch.scheme}://127.0.0.1:{rep.port}/metrics", ssl=self.ssl) as resp:
                 rep.metrics = parse_worker_metrics(await resp.text())
                 return rep.metrics
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             return None
 
     async def worker_info(self, rep: Replica) -> dict[str, Any] | None:
@@ -313,7 +313,7 @@ class Supervisor:
             async with self._session.get(f"{self.launch.scheme}://127.0.0.1:{rep.port}/info", ssl=self.ssl) as resp:
                 data: dict[str, Any] = await resp.json()
                 return data
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
             return None
 
     async def scrape_all(self, name: str) -> list[dict[str, float]]:

@@ -47,6 +47,7 @@ class Stack:
         self.dataplane: Any = None
         self.autoscaler: Any = None
         self.jobs: Any = None
+        self.mesh: Any = None
         self.port: int = settings.server.port
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = False  # set once every deployment serves and the catalog is filled
@@ -62,7 +63,11 @@ class Stack:
 
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        managed = [d for d in self.config.deployments if d.engine is not None]
         mesh = MeshWiring(s) if s.mesh.enabled else None
+        if mesh is not None:
+            await mesh.start(managed)
+        self.mesh = mesh
         client_ssl = mesh.client_ssl() if mesh else None
         self.dataplane = DataPlane(s.gateway, ssl=client_ssl)
         await self.dataplane.start()
@@ -72,7 +77,6 @@ class Stack:
             tls_args=mesh.worker_tls_args if mesh else None,
             scheme="https" if mesh else "http",
         )
-        managed = [d for d in self.config.deployments if d.engine is not None]
         self.supervisor = Supervisor(managed, self.dataplane.update, launch=launch, ssl=client_ssl)
         kinds = {d.name: deployment_kind(d) for d in self.config.deployments}
         self.catalog = Catalog.from_config(self.config, kinds)
@@ -84,8 +88,6 @@ class Stack:
         self.jobs = JobsWiring(s, self)
         await self.jobs.start()
         setup.append(self.jobs.setup_routes)
-        if mesh is not None:
-            setup.append(mesh.setup_routes)
         app = build_gateway_app(gateway, setup=setup)
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=30)
         await self.runner.setup()
@@ -150,6 +152,8 @@ class Stack:
             await self.supervisor.stop()
         if self.dataplane is not None:
             await self.dataplane.close()
+        if self.mesh is not None:
+            await self.mesh.stop()
 
 
 def run_stack(settings: Settings, config_path: Path | None) -> int:

@@ -1,10 +1,22 @@
-"""Start one worker process: build the engine, the app, the (m)TLS context, and serve."""
+"""Start one worker process: build the engine and the app, take a mesh identity, serve.
+
+Identity (mTLS), one of:
+* ``mesh_dir``: a local worker; it signs its own short-lived certificate with the CA in
+  ``mesh_dir/ca`` (same machine and data dir as the gateway) and rotates it at 2/3 of life.
+* ``key_dir`` + ``gateway_url`` (+ ``token`` and ``ca_fingerprint`` the first time): a worker
+  on another host; it joins with the one-time token and renews through the gateway.
+* neither: plain HTTP (tests of the worker alone, or a mesh such as Linkerd doing mTLS).
+
+Only the gateway identity may call an mTLS worker; everything else is refused in the TLS
+handshake. SIGTERM drains: the listener closes, in-flight requests finish (up to 60 s).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
+import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +26,19 @@ from voxmesh.errors import ConfigError
 from voxmesh.settings import Settings
 from voxmesh.worker.server import WorkerApp, build_worker_app
 
-__all__ = ["build_engine", "run_worker"]
+__all__ = ["MeshArgs", "build_engine", "run_worker"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MeshArgs:
+    mesh_dir: Path | None = None
+    key_dir: Path | None = None
+    gateway_url: str | None = None
+    token: str | None = None
+    ca_fingerprint: str | None = None
+    trust_domain: str = "voxmesh.local"
 
 
 def build_engine(engine: str, options: dict[str, Any]) -> Any:
@@ -33,29 +55,75 @@ def build_engine(engine: str, options: dict[str, Any]) -> Any:
     try:
         return create_engine(engine, options)
     except KeyError as exc:
-        raise ConfigError(f"unknown engine {engine!r}: use piper, kokoro or llamacpp") from exc
+        raise ConfigError(f"unknown engine {engine!r}: use piper, kokoro, llamacpp or tone") from exc
 
 
 def _load_dictionary(path: Path | None) -> Any:
-    if path is None:
-        return None
     from voxmesh.text.pronunciation import PronunciationDictionary
 
+    if path is None:
+        return PronunciationDictionary.default()
     try:
         return PronunciationDictionary.load(path)
     except OSError as exc:
         raise ConfigError(f"cannot read pronunciation dictionary {path}: {exc}") from exc
 
 
-def _server_ssl(tls: tuple[Path | None, Path | None, Path | None], allow: list[str]) -> ssl.SSLContext | None:
-    cert, key, ca = tls
-    if cert is None:
-        return None
-    if key is None or ca is None:
-        raise ConfigError("--tls-cert needs --tls-key and --tls-ca")
-    from voxmesh.mesh import server_context
+async def _identity(model: str, mesh: MeshArgs, settings: Settings) -> Any:
+    from voxmesh.mesh import (
+        CertificateAuthority,
+        ReloadableIdentity,
+        join,
+        local_renewer,
+        read_identity,
+        remote_renewer,
+    )
 
-    return server_context(cert, key, ca)
+    name = f"worker-{model}"
+    if mesh.mesh_dir is not None:
+        ca = CertificateAuthority.load_or_create(mesh.mesh_dir / "ca", mesh.trust_domain)
+        renew = local_renewer(ca, name, ttl_s=settings.mesh.cert_ttl_s)
+        key_dir = mesh.mesh_dir / "workers" / name
+        key_dir.mkdir(parents=True, exist_ok=True)
+        return await ReloadableIdentity.load_or_issue(key_dir, renew, rotate_fraction=settings.mesh.rotate_fraction)
+    if mesh.key_dir is not None:
+        if mesh.gateway_url is None:
+            raise ConfigError("--key-dir needs --gateway-url (where to join and renew)")
+        if read_identity(mesh.key_dir) is None:
+            if mesh.token is None or mesh.ca_fingerprint is None:
+                raise ConfigError("first start on this host: give --token and --ca-fingerprint to join")
+            await join(mesh.gateway_url, mesh.token, mesh.ca_fingerprint, name, mesh.key_dir)
+        return await ReloadableIdentity.load_or_issue(
+            mesh.key_dir, remote_renewer(mesh.gateway_url, mesh.key_dir),
+            rotate_fraction=settings.mesh.rotate_fraction,
+        )
+    return None
+
+
+async def serve_worker(worker: WorkerApp, host: str, port: int, mesh: MeshArgs, settings: Settings) -> None:
+    from voxmesh.mesh import spiffe_id
+
+    ident = await _identity(worker.model, mesh, settings)
+    ssl_ctx = None
+    if ident is not None:
+        ssl_ctx = ident.server_context([spiffe_id(mesh.trust_domain, "gateway")])
+        ident.start()
+    app = build_worker_app(worker)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=60)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_ctx)
+    await site.start()
+    log.info("worker %s (%s) listening on %s://%s:%d", worker.model, worker.engine_name,
+             "https" if ssl_ctx else "http", host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("worker %s draining", worker.model)
+    await runner.cleanup()
+    if ident is not None:
+        await ident.stop()
 
 
 def run_worker(
@@ -68,8 +136,7 @@ def run_worker(
     threads: int,
     options: dict[str, Any],
     dictionary: Path | None,
-    tls: tuple[Path | None, Path | None, Path | None],
-    allow: list[str],
+    mesh: MeshArgs,
 ) -> None:
     import uvloop
 
@@ -78,12 +145,4 @@ def run_worker(
         eng, model=model, engine_name=engine, settings=settings.worker, cores=threads,
         dictionary=_load_dictionary(dictionary),
     )
-    ssl_ctx = _server_ssl(tls, allow)
-    app = build_worker_app(worker)
-    if ssl_ctx is not None and allow:
-        from voxmesh.mesh import identity_middleware
-
-        app.middlewares.insert(0, identity_middleware(allow))
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(app, host=host, port=port, ssl_context=ssl_ctx, access_log=None, print=None,
-                shutdown_timeout=60, handle_signals=True)
+    uvloop.run(serve_worker(worker, host, port, mesh, settings))

@@ -1,0 +1,95 @@
+"""Jobs wiring for ``voxmesh up``: the job service on the gateway and in-process runners.
+
+Runners synthesize chunk by chunk through the gateway's own data plane (HTTP to the
+stack's public URL), so jobs get the same balancing, retries and breakers as live traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from voxmesh.errors import UnknownVoice
+from voxmesh.settings import Settings
+
+__all__ = ["GatewayVoiceCatalog", "JobsWiring"]
+
+log = logging.getLogger(__name__)
+
+
+class GatewayVoiceCatalog:
+    """Checks a job's model and voice against what the gateway serves, before storing it."""
+
+    def __init__(self, catalog: Any) -> None:
+        self.catalog = catalog
+
+    def check(self, model: str, voice: str) -> None:
+        routed = self.catalog.resolve(model)
+        deps = list(self.catalog.splits.get(routed, {routed: 1.0}))
+        known = {v["id"] for d in deps for v in self.catalog.voices.get(d, [])}
+        if known and voice not in known:
+            raise UnknownVoice(f"unknown voice {voice!r} for model {model!r}: use one of {sorted(known)}",
+                               param="voice")
+
+
+class JobsWiring:
+    def __init__(self, settings: Settings, stack: Any) -> None:
+        self.settings = settings
+        self.stack = stack
+        self.jobs: Any = None
+        self._runners: list[asyncio.Task[None]] = []
+        self._queue_length = 0
+
+    async def start(self) -> None:
+        from voxmesh.jobs.wiring import open_jobs
+
+        self.jobs = await open_jobs(self.settings, catalog=GatewayVoiceCatalog(self.stack.catalog))
+
+    def setup_routes(self, app: web.Application) -> None:
+        from voxmesh.jobs.routes import setup_job_routes
+
+        setup_job_routes(app, self.jobs.service)
+
+    async def start_runners(self) -> None:
+        from voxmesh.jobs.synth import HttpSynthesizer
+        from voxmesh.jobs.wiring import build_synthesizer, make_runner
+
+        cfg = self.settings.jobs
+        if cfg.engine == "http":
+            synth: Any = HttpSynthesizer(self.stack.url, sample_rate=cfg.sample_rate)
+        else:
+            synth = build_synthesizer(self.settings)
+        for i in range(cfg.runners):
+            runner = make_runner(self.jobs, synth, owner=f"gateway-runner-{i}")
+            self._runners.append(asyncio.ensure_future(runner.run()))
+        self._runners.append(asyncio.ensure_future(self._watch_queue()))
+
+    async def _watch_queue(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                self._queue_length = await self.jobs.queue.length()
+            await asyncio.sleep(1.0)
+
+    @property
+    def queue_length(self) -> int:
+        return self._queue_length
+
+    def metrics_text(self) -> str:
+        return (
+            "# HELP voxmesh_jobs_queue_length job chunks waiting for a runner\n"
+            "# TYPE voxmesh_jobs_queue_length gauge\n"
+            f"voxmesh_jobs_queue_length {self._queue_length}"
+        )
+
+    async def stop(self) -> None:
+        for task in self._runners:
+            task.cancel()
+        for task in self._runners:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.jobs is not None:
+            await self.jobs.close()
