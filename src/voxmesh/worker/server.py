@@ -229,10 +229,15 @@ def build_worker_app(worker: WorkerApp) -> web.Application:
     app.router.add_get("/metrics", worker.metrics)
     app.router.add_get("/info", worker.info)
     caps = worker.engine.capabilities()
+    app.router.add_get("/v1/models", worker.models)
     if caps.kind == "tts":
-        app.router.add_get("/v1/models", worker.models)
         app.router.add_get("/v1/audio/voices", worker.voices)
         app.router.add_post("/v1/audio/speech", worker.speech)
+    elif caps.kind == "mt":
+        from voxmesh.api.translate import setup_translate_routes
+        from voxmesh.mt.service import InProcessTranslator
+
+        setup_translate_routes(app, InProcessTranslator(worker.engine, max_input_chars=worker.settings.max_input_chars))
 
     async def _on_startup(app: web.Application) -> None:
         app["load_task"] = asyncio.create_task(_load_or_exit(worker))
