@@ -9,7 +9,9 @@ Algorithm
     phonemes      -> ids (BOS, each phoneme followed by PAD, EOS) -> VITS -> float PCM,
                      peak-normalized to 0.9 (piper normalizes to 1.0; we leave headroom for
                      the prosody gain).
-    ``speed`` maps to ``length_scale = model_length_scale / speed``.
+    ``speed`` maps to ``length_scale = model_length_scale / speed``. VITS rounds every phoneme
+    id's duration up to whole frames (11.6 ms), so speed 2.0 gives about 1.6x shorter speech,
+    not 2x (measured 2.71 s -> 1.70 s on one sentence); slowing down is proportional.
 
 Threads
     Two sessions of the model (:class:`~voxmesh.engines.onnx_sessions.SessionPair`):
@@ -41,6 +43,7 @@ __all__ = ["PiperEngine"]
 _VOICE = Voice(id="joe", name="Joe", languages=("en",), gender="male",
                description="US English male voice (Piper medium, 22.05 kHz)")
 _PEAK = 0.9
+_LEADING_PUNCT = re.compile(r"([.,!?;:]+)\s*")
 _PUNCT_ONLY = re.compile(r"[\s.,!?;:()'\"-]+")
 
 
@@ -134,6 +137,14 @@ class PiperEngine:
                     # espeak returns nothing for bare punctuation; the model wants it (pauses)
                     out.extend(c for c in body if c in self._config.phoneme_id_map)
                 else:
+                    # espeak drops punctuation that opens its input (", then"): keep it
+                    lead = _LEADING_PUNCT.match(body)
+                    if lead:
+                        while out and out[-1] == " ":
+                            out.pop()
+                        out.extend(c for c in lead.group(1) if c in self._config.phoneme_id_map)
+                        out.append(" ")
+                        body = body[lead.end() :]
                     out.extend(self._espeak(body))
             if span.text[-1:].isspace() and out and out[-1] != " ":
                 out.append(" ")
