@@ -248,7 +248,7 @@ def main() -> None:
             hr, ttft = asyncio.run(http_runs(url, f"HTTP worker, max_batch_size={max(batches)}", conc, args.per_run))
             runs += hr
             results["ttft_s"] = {"p50": statistics.median(ttft), "max": max(ttft), "n": len(ttft)}
-            print("  time to first token (stream, c=1): p50 %.2fs max %.2fs" % (statistics.median(ttft), max(ttft)))
+            print(f"  time to first token (stream, c=1): p50 {statistics.median(ttft):.2f}s max {max(ttft):.2f}s")
         finally:
             proc.terminate()
             proc.wait(timeout=30)
