@@ -72,6 +72,8 @@ class Catalog:
 
 
 class Gateway:
+    """The public API's handlers; state lives here, sockets in the data plane."""
+
     def __init__(
         self,
         settings: Settings,
@@ -210,9 +212,12 @@ class Gateway:
         return web.json_response({"model": model, "weights": weights})
 
 
+GATEWAY_KEY = web.AppKey("gateway", Gateway)
+
+
 def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], None]] | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
-    app["gateway"] = gw
+    app[GATEWAY_KEY] = gw
     r = app.router
     r.add_get("/healthz", gw.healthz)
     r.add_get("/readyz", gw.readyz)

@@ -221,9 +221,13 @@ class WorkerApp:
             raise EngineError("injected fault (worker.fault_error_rate)")
 
 
+WORKER_KEY = web.AppKey("worker", WorkerApp)
+LOAD_TASK_KEY = web.AppKey("load_task", asyncio.Task)
+
+
 def build_worker_app(worker: WorkerApp) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=4 * 1024 * 1024)
-    app["worker"] = worker
+    app[WORKER_KEY] = worker
     app.router.add_get("/healthz", worker.healthz)
     app.router.add_get("/readyz", worker.readyz)
     app.router.add_get("/metrics", worker.metrics)
@@ -240,7 +244,7 @@ def build_worker_app(worker: WorkerApp) -> web.Application:
         setup_translate_routes(app, InProcessTranslator(worker.engine, max_input_chars=worker.settings.max_input_chars))
 
     async def _on_startup(app: web.Application) -> None:
-        app["load_task"] = asyncio.create_task(_load_or_exit(worker))
+        app[LOAD_TASK_KEY] = asyncio.create_task(_load_or_exit(worker))
 
     async def _on_cleanup(app: web.Application) -> None:
         worker.pool.shutdown(wait=False, cancel_futures=True)
