@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from openai import OpenAI
-
 from tests.e2e.conftest import RunningStack
 
 pytestmark = pytest.mark.slow
@@ -67,7 +66,7 @@ def test_kokoro_mandarin_and_blend(stack: RunningStack) -> None:
     voices = get_json(stack.url + "/v1/audio/voices?model=tts-multi")["voices"]
     ids = [v["id"] for v in voices]
     assert len(ids) == 5
-    status, headers, body = post(stack.url + "/v1/audio/speech", {
+    status, _, body = post(stack.url + "/v1/audio/speech", {
         "model": "tts-multi", "input": "我们明天去重庆。", "language": "zh", "voice": ids[0],
         "response_format": "wav", "emotion": "happy", "pronunciations": {"重庆": "chong2 qing4"},
     })
@@ -101,7 +100,7 @@ def test_models_list(stack: RunningStack) -> None:
     ],
 )
 def test_bad_input_is_a_clear_4xx(stack: RunningStack, body: Any, status: int, needle: str) -> None:
-    got, headers, raw = post(stack.url + "/v1/audio/speech", body)
+    got, _, raw = post(stack.url + "/v1/audio/speech", body)
     assert got == status, raw[:300]
     err = json.loads(raw)["error"]
     assert needle in err["message"]
