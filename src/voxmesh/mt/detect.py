@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -101,9 +101,9 @@ def _script(ch: str) -> str | None:
     return None
 
 
-def _scores(text: str) -> Counter[str]:
+def _scores(text: str) -> dict[str, float]:
     scripts = Counter(s for s in map(_script, text) if s)
-    scores: Counter[str] = Counter()
+    scores: defaultdict[str, float] = defaultdict(float)
     if scripts["kana"]:
         scores["ja"] += scripts["kana"] * 2 + scripts["han"]
     elif scripts["han"]:
@@ -140,7 +140,7 @@ def _scores(text: str) -> Counter[str]:
         for lang, value in latin.items():
             if value:
                 scores[lang] += scripts["latin"] * value / total
-    return +scores
+    return {k: v for k, v in scores.items() if v > 0}
 
 
 def detect(text: str, allowed: Iterable[str] | None = None, limit: int = 3) -> list[Detection]:
@@ -148,7 +148,7 @@ def detect(text: str, allowed: Iterable[str] | None = None, limit: int = 3) -> l
     scores = _scores(text)
     if allowed is not None:
         keep = {*allowed, _UNKNOWN}
-        scores = Counter({k: v for k, v in scores.items() if k in keep})
+        scores = {k: v for k, v in scores.items() if k in keep}
     total = sum(scores.values())
     named = {k: v for k, v in scores.items() if k != _UNKNOWN}
     if total <= 0 or not named:

@@ -4,6 +4,11 @@
 front to back. Text of the *current* segment passes straight through; text of later segments is
 buffered and released when every segment before it has finished.
 
+``ordered`` / ``aordered``: an engine that reports through callbacks from its own thread
+(``on_text(k, text)``, ``on_done(k, handle)``) becomes an iterator of ``(k, text)`` in segment
+order, sync or async; the event loop never blocks on the engine thread. Leaving the iterator
+early cancels every handle.
+
 ``StopScanner``: generated text is shown without its leading whitespace and only up to the first
 stop string; text that might be the start of a stop string (a trailing ``"\\n"`` when the stop is
 ``"\\n\\n"``) is held back until the next token decides.
@@ -11,10 +16,15 @@ stop string; text that might be the start of a stop string (a trailing ``"\\n"``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import queue
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["InOrder", "Piece", "StopScanner"]
+from voxmesh.errors import VoxmeshError
+
+__all__ = ["Handle", "InOrder", "Piece", "Start", "StopScanner", "aordered", "ordered"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +95,57 @@ class StopScanner:
         new = safe[self.emitted :] if len(safe) > self.emitted else ""
         self.emitted = max(self.emitted, len(safe))
         return new
+
+
+class Handle(Protocol):
+    error: VoxmeshError | None
+
+    def cancel(self) -> None: ...
+
+
+# start(on_text, on_done) submits the work and returns one handle per segment
+Start = Callable[[Callable[[int, str], None], Callable[[int, Handle], None]], Sequence[Handle]]
+
+
+def _release(order: InOrder, handles: Sequence[Handle], k: int, text: str | None) -> list[tuple[int, str]]:
+    if text is not None:
+        return order.add(k, text)
+    if handles[k].error is not None:
+        raise handles[k].error  # type: ignore[misc]
+    return order.finish(k)
+
+
+def ordered(start: Start) -> Iterator[tuple[int, str]]:
+    q: queue.Queue[tuple[int, str | None]] = queue.Queue()
+    handles = start(lambda k, t: q.put((k, t)), lambda k, h: q.put((k, None)))
+    order = InOrder(len(handles))
+    try:
+        remaining = len(handles)
+        while remaining:
+            k, t = q.get()
+            remaining -= t is None
+            yield from _release(order, handles, k, t)
+    finally:
+        for h in handles:
+            h.cancel()
+
+
+async def aordered(start: Start) -> AsyncIterator[tuple[int, str]]:
+    loop = asyncio.get_running_loop()
+    q: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
+
+    def put(item: tuple[int, str | None]) -> None:
+        loop.call_soon_threadsafe(q.put_nowait, item)
+
+    handles = start(lambda k, t: put((k, t)), lambda k, h: put((k, None)))
+    order = InOrder(len(handles))
+    try:
+        remaining = len(handles)
+        while remaining:
+            k, t = await q.get()
+            remaining -= t is None
+            for item in _release(order, handles, k, t):
+                yield item
+    finally:
+        for h in handles:
+            h.cancel()
