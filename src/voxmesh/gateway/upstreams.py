@@ -48,7 +48,7 @@ class Upstream:
     def candidate(self, now: float) -> Candidate:
         return Candidate(
             self.endpoint.id,
-            self.ewma.cost(self.endpoint.weight),
+            self.ewma.cost(self.endpoint.weight, now),
             self.ewma.pending,
             self.max_in_flight,
             not self.breaker.available(now),

@@ -59,8 +59,8 @@ class PeakEwma:
         """The latency estimate now, in seconds."""
         return self._decayed(self._clock())
 
-    def cost(self, weight: float = 1.0) -> float:
-        return self._decayed(self._clock()) * (self.pending + 1) / weight
+    def cost(self, weight: float = 1.0, now: float | None = None) -> float:
+        return self._decayed(self._clock() if now is None else now) * (self.pending + 1) / weight
 
     def start(self) -> None:
         self.pending += 1
