@@ -139,7 +139,7 @@ def histories(draw: st.DrawFn, now: float) -> PolicyState:
     return PolicyState(tuple(recs), tuple(events), last)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(spec=specs(), current=st.integers(0, 3000), ready=st.integers(0, 3000), metrics=samples, data=st.data())
 def test_decision_within_bounds_and_state_untouched(
     spec: ScalingSpec, current: int, ready: int, metrics: tuple[MetricSample, ...], data: st.DataObject

@@ -164,6 +164,7 @@ def test_presets_share_the_target_utilization() -> None:
     assert voxmesh(100).spec.max_replicas == 2500 and voxmesh(100).spec.warm_pool_size == 30
 
 
+@pytest.mark.slow  # matplotlib import and two renders: a few seconds
 def test_cli_prints_table_and_writes_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="command", required=True))
