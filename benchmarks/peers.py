@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = Path(os.environ.get("PEERS_HARNESS_SRC", ROOT.parent / "shared" / "peers"))
@@ -103,25 +104,24 @@ def plan(work: Path, names: list[str]) -> list[dict[str, object]]:
     raw_v = [PY, str(work / "vox" / "raw_engine.py"), "--harness", str(work)]
     (work / "gateway.yaml").write_text(GATEWAY_CONFIG.format(port=8112))
     catalog: dict[str, dict[str, object]] = {
-        "raw-piper-1x2": dict(kind="raw", cmd=raw_h + ["--procs", "1", "--intra", "0"]),
-        "raw-piper-2x1": dict(kind="raw", cmd=raw_h + ["--procs", "2", "--intra", "1"]),
-        "raw-vox-piper-1x2": dict(kind="raw", cmd=raw_v + ["--engine", "piper", "--procs", "1", "--threads", "2"]),
-        "raw-vox-piper-2x1": dict(kind="raw", cmd=raw_v + ["--engine", "piper", "--procs", "2", "--threads", "1"]),
-        "raw-vox-kokoro-1x2": dict(kind="raw", cmd=raw_v + ["--engine", "kokoro", "--procs", "1", "--threads", "2"]),
-        "raw-vox-kokoro-2x1": dict(kind="raw", cmd=raw_v + ["--engine", "kokoro", "--procs", "2", "--threads", "1"]),
+        "raw-piper-1x2": dict(kind="raw", cmd=[*raw_h, "--procs", "1", "--intra", "0"]),
+        "raw-piper-2x1": dict(kind="raw", cmd=[*raw_h, "--procs", "2", "--intra", "1"]),
+        "raw-vox-piper-1x2": dict(kind="raw", cmd=[*raw_v, "--engine", "piper", "--procs", "1", "--threads", "2"]),
+        "raw-vox-piper-2x1": dict(kind="raw", cmd=[*raw_v, "--engine", "piper", "--procs", "2", "--threads", "1"]),
+        "raw-vox-kokoro-1x2": dict(kind="raw", cmd=[*raw_v, "--engine", "kokoro", "--procs", "1", "--threads", "2"]),
+        "raw-vox-kokoro-2x1": dict(kind="raw", cmd=[*raw_v, "--engine", "kokoro", "--procs", "2", "--threads", "1"]),
         "vox-piper": dict(
             kind="served", body="openai:tts-en:joe", url="http://127.0.0.1:8111/v1/audio/speech", cwd=str(ROOT),
-            cmd=vox + ["worker", "--engine", "piper", "--model", "tts-en", "--port", "8111", "--threads", "2"],
+            cmd=[*vox, "worker", "--engine", "piper", "--model", "tts-en", "--port", "8111", "--threads", "2"],
             note="worker direct, plain HTTP"),
         "vox-gw-piper": dict(
             kind="served", body="openai:tts-1:joe", url="http://127.0.0.1:8112/v1/audio/speech", cwd=str(ROOT),
-            cmd=vox + ["--config", str(work / "gateway.yaml"), "up", "--port", "8112",
-                       "--data-dir", str(work / "vox-data")],
+            cmd=[*vox, "--config", str(work / "gateway.yaml"), "up", "--port", "8112", "--data-dir", str(work / "vox-data")],
             note="public API: gateway -> mTLS -> worker"),
         "vox-kokoro": dict(
             kind="served", body="openai:tts-multi:jf_alpha", url="http://127.0.0.1:8113/v1/audio/speech",
             cwd=str(ROOT),
-            cmd=vox + ["worker", "--engine", "kokoro", "--model", "tts-multi", "--port", "8113", "--threads", "2"],
+            cmd=[*vox, "worker", "--engine", "kokoro", "--model", "tts-multi", "--port", "8113", "--threads", "2"],
             note="worker direct, plain HTTP"),
     }
     out: list[dict[str, object]] = []
@@ -157,6 +157,17 @@ def wait_quiet_load(limit: float, max_wait: float) -> list[tuple[str, float]]:
     return log
 
 
+def _load_report() -> Any:
+    """benchmarks/peers/report.py (a plain file: ``peers`` the module would be this script)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("voxmesh_peers_report", SHIM / "report.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=None)
@@ -175,7 +186,7 @@ def main() -> None:
     ap.add_argument("--report", default=str(REPORTS / "peers.md"))
     a = ap.parse_args()
     work = work_dir(a.work)
-    from peers.report import write_report  # benchmarks/peers/report.py
+    write_report = _load_report().write_report
 
     if a.report_only:
         write_report(work, a.report_only, Path(a.report), command=None)
@@ -195,5 +206,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import threading
+import contextlib
 import time
 import urllib.request
 
@@ -55,10 +56,8 @@ def first_body(spec, text):
 def affinity(procs):
     out = {}
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             out[p.pid] = ",".join(str(c) for c in sorted(p.cpu_affinity()))
-        except psutil.NoSuchProcess:
-            pass
     return sorted(set(out.values()))
 
 
@@ -82,10 +81,8 @@ class RssSampler(threading.Thread):
         while not self.halt.wait(1.0):
             rss = 0
             for p in rsb.tree(self.root_pid):
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     rss += p.memory_info().rss
-                except psutil.NoSuchProcess:
-                    pass
             self.samples.append((round(time.time() - t0, 1), round(rss / 2**20, 1)))
 
 
@@ -123,7 +120,7 @@ def run_served(spec, a, out):
     for k in ("PIPER_INTRA", "PIPER_SPIN"):
         env.pop(k, None)
     env.update(spec.get("env", {}))
-    logf = open(os.path.join(HERE, "logs", f"{name}_{a.tag}.log"), "w")
+    logf = open(os.path.join(HERE, "logs", f"{name}_{a.tag}.log"), "w")  # noqa: SIM115 (closed after stop)
     quiet = rsb.wait_machine_quiet(max_wait=a.quiet_max)
     t0 = time.perf_counter()
     proc = subprocess.Popen(spec["cmd"], cwd=spec.get("cwd", rsb.SRV), env=env, stdout=logf,
@@ -148,7 +145,7 @@ def run_served(spec, a, out):
             if st == 200 and data[:4] == b"RIFF":
                 startup = time.perf_counter() - t0
                 break
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             first_err = repr(e)[:200]
         time.sleep(0.25)
     meta = dict(kind="meta", config=name, tag=a.tag, cmd=" ".join(spec["cmd"]), env=spec.get("env", {}),
