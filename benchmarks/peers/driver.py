@@ -20,12 +20,12 @@ Results: results/peers_<tag>.jsonl (kinds: raw, level, meta); logs/<config>_<tag
 """
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
-import contextlib
 import time
 import urllib.request
 
