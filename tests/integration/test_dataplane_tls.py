@@ -100,7 +100,7 @@ async def _through(dp: DataPlane, url: str) -> tuple[int, dict[str, object]]:
 
 async def test_forwards_over_mtls_with_the_given_context(mtls_upstream) -> None:  # type: ignore[no-untyped-def]
     url, good, _ = mtls_upstream
-    status, body = await _through(DataPlane(GatewaySettings(), ssl=good), url)
+    status, body = await _through(DataPlane(GatewaySettings.model_validate({}), ssl=good), url)
     assert status == 200 and body["upstream"] == "tls-worker"
 
 
@@ -108,5 +108,7 @@ async def test_forwards_over_mtls_with_the_given_context(mtls_upstream) -> None:
 async def test_wrong_or_missing_identity_is_a_502(mtls_upstream, which: str) -> None:  # type: ignore[no-untyped-def]
     url, _, bad = mtls_upstream
     ctx = bad if which.startswith("rogue") else None
-    status, body = await _through(DataPlane(GatewaySettings(retry_max_attempts=1), ssl=ctx), url)
+    status, body = await _through(
+        DataPlane(GatewaySettings.model_validate({"retry_max_attempts": 1}), ssl=ctx), url
+    )
     assert status == 502 and body["error"]["type"] == "upstream_error"  # type: ignore[index]
