@@ -94,7 +94,7 @@ async def _run_gateway(upstream_port: int) -> None:
     from voxmesh.gateway.dataplane import DataPlane
     from voxmesh.settings import GatewaySettings
 
-    dp = DataPlane(GatewaySettings())
+    dp = DataPlane(GatewaySettings.model_validate({}))
     await dp.start()
     dp.update("tts", Reset([Endpoint("up0", f"http://127.0.0.1:{upstream_port}")]))
 
@@ -137,6 +137,68 @@ async def _run_bare(upstream_port: int) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
     await site.start()
     print(f"PORT {site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
+    await asyncio.Event().wait()
+
+
+class _RawUp(asyncio.Protocol):
+    """Upstream side of the raw proxy: frames each response by Content-Length, hands it back."""
+
+    def __init__(self, down: _RawDown) -> None:
+        self.down, self.buf = down, b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while (i := self.buf.find(b"\r\n\r\n")) >= 0:
+            end = i + 4 + _content_length(self.buf[: i + 2])
+            if len(self.buf) < end:
+                return
+            message, self.buf = self.buf[:end], self.buf[end:]
+            self.down.t.write(message)
+
+
+class _RawDown(asyncio.Protocol):
+    """Client side of the raw proxy: frames each request, sends it on this connection's upstream."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.port, self.buf = upstream_port, b""
+        self.up: _RawUp | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t: asyncio.Transport = transport  # type: ignore[assignment]
+        self.opener = asyncio.ensure_future(self._open())
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, self.up = await loop.create_connection(lambda: _RawUp(self), "127.0.0.1", self.port)
+        self.data_received(b"")
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.up is None:
+            return
+        while (i := self.buf.find(b"\r\n\r\n")) >= 0:
+            end = i + 4 + _content_length(self.buf[: i + 2])
+            if len(self.buf) < end:
+                return
+            message, self.buf = self.buf[:end], self.buf[end:]
+            self.up.t.write(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.up is not None:
+            self.up.t.close()
+
+
+async def _run_raw(upstream_port: int) -> None:
+    """A minimal HTTP/1.1 proxy on asyncio Protocols (uvloop), framing by Content-Length only.
+
+    No policy, no chunked bodies, one upstream connection per client connection: the floor a
+    protocol-level core starts from (the proposal in the report), measured in the same run."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _RawDown(upstream_port), "127.0.0.1", 0, backlog=1024)
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     await asyncio.Event().wait()
 
 
@@ -418,6 +480,9 @@ async def main_async(args: argparse.Namespace) -> int:
             bare, bare_port = _spawn([*me, "--role", "bare", "--upstream-port", str(up_port)], PROXY_CPU)
             procs.append(bare)
             targets.append(Target("aiohttp-bare", bare_port, [bare.pid]))
+            raw, raw_port = _spawn([*me, "--role", "raw", "--upstream-port", str(up_port)], PROXY_CPU)
+            procs.append(raw)
+            targets.append(Target("raw-protocol", raw_port, [raw.pid]))
         started = _start_nginx(up_port, workdir)
         if started is not None:
             procs.append(started[0])
@@ -468,7 +533,7 @@ def describe_machine(args: argparse.Namespace) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--role", choices=["bench", "upstream", "gateway", "bare"], default="bench")
+    parser.add_argument("--role", choices=["bench", "upstream", "gateway", "bare", "raw"], default="bench")
     parser.add_argument("--upstream-port", type=int)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=8)
@@ -492,6 +557,9 @@ def main() -> int:
         return 0
     if args.role == "bare":
         uvloop.run(_run_bare(args.upstream_port))
+        return 0
+    if args.role == "raw":
+        uvloop.run(_run_raw(args.upstream_port))
         return 0
     os.sched_setaffinity(0, {int(CLIENT_CPU)})
     args.probe_before = cpu_probe_us()
