@@ -33,7 +33,7 @@ from typing import Any
 
 import aiohttp
 
-from voxmesh.autoscale.lifecycle import ReplicaState, transition
+from voxmesh.autoscale.lifecycle import ReplicaState, RestartBackoff, transition
 from voxmesh.deployments import Deployment
 from voxmesh.gateway.balancer.pool import Add, Endpoint, Remove
 
@@ -217,9 +217,10 @@ class Supervisor:
         return rep
 
     async def _run_replica(self, dep: Deployment, rep: Replica) -> None:
-        backoff = 1.0
+        backoff = RestartBackoff(clock=self.clock)
         while not self._stopping:
             rep.started_at = self.clock()
+            backoff.started()
             env = {**os.environ, **self.launch.extra_env, **dep.env}
             log_path = self.launch.data_dir / "logs" / f"{rep.id}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,10 +242,9 @@ class Supervisor:
             if was_serving:
                 self.discovery(dep.name, Remove(rep.id))
             rep.restarts += 1
-            uptime = self.clock() - rep.started_at
-            backoff = 1.0 if uptime > 60 else min(60.0, backoff * 2 if rep.restarts > 1 else 1.0)
-            self._record("crash", dep.name, replica=rep.id, exit_code=code, restart_in_s=backoff)
-            await asyncio.sleep(backoff)
+            delay = backoff.crashed()
+            self._record("crash", dep.name, replica=rep.id, exit_code=code, restart_in_s=delay)
+            await asyncio.sleep(delay)
             rep.move(ReplicaState.STARTING)
 
     async def _await_ready(self, dep: Deployment, rep: Replica) -> None:
