@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import uuid
 from typing import Any
@@ -74,7 +75,8 @@ class Runner:
         self.queue = queue
         self.synth = synth
         self.settings = settings
-        self.owner = owner or f"runner-{uuid.uuid4().hex[:12]}"
+        # the pid in the name lets operators (and the crash test) tell whose lease it is
+        self.owner = owner or f"runner-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.clock = clock
         self.rng = rng or random.Random()
         self.webhooks = webhooks or WebhookSender(settings.webhook_secret)

@@ -18,7 +18,6 @@ from voxmesh.settings import Settings
 from voxmesh.storage.db import JobDB
 from voxmesh.storage.factory import build_store
 from voxmesh.storage.objects import ObjectStore
-from voxmesh.storage.s3 import S3ObjectStore
 
 __all__ = ["JobsStack", "build_synthesizer", "make_runner", "open_jobs"]
 
@@ -40,8 +39,9 @@ async def open_jobs(settings: Settings, *, catalog: VoiceCatalog | None = None) 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = await JobDB.open(settings.db_url())
     store = build_store(settings)
-    if isinstance(store, S3ObjectStore):
-        await store.ensure_bucket()
+    ensure_bucket = getattr(store, "ensure_bucket", None)  # S3: create the bucket on first start
+    if ensure_bucket is not None:
+        await ensure_bucket()
     queue: ChunkQueue
     if settings.jobs.queue == "rabbitmq":
         from voxmesh.jobs.queue_rabbitmq import RabbitQueue

@@ -5,7 +5,6 @@ from __future__ import annotations
 from voxmesh.settings import Settings
 from voxmesh.storage.fs import FsObjectStore
 from voxmesh.storage.objects import ObjectStore, UrlSigner, load_or_create_secret
-from voxmesh.storage.s3 import S3ObjectStore
 
 __all__ = ["build_signer", "build_store"]
 
@@ -19,6 +18,8 @@ def build_signer(settings: Settings) -> UrlSigner:
 def build_store(settings: Settings) -> ObjectStore:
     st = settings.storage
     if st.backend == "s3":
+        from voxmesh.storage.s3 import S3ObjectStore  # boto3 is slow to import; only when used
+
         return S3ObjectStore(
             st.s3_bucket,
             endpoint_url=st.s3_endpoint,
