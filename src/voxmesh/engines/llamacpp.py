@@ -1,30 +1,35 @@
 """``llamacpp`` MT engine: any GGUF through llama.cpp, with continuous multi-sequence batching.
 
 Algorithm
-    One context holds ``max_batch_size`` sequence slots (``n_seq_max``, a private KV cache region
-    of ``n_ctx_per_seq`` tokens each). A single decode thread owns the context and loops:
+    One context holds ``max_batch_size`` sequence slots plus ``prefix_slots`` cached prompt
+    heads (``n_seq_max``; one unified KV buffer). A single decode thread owns the context:
 
     1. admit queued sequences into free slots, as the :class:`~voxmesh.mt.batcher.DynamicBatcher`
-       allows (an idle engine waits up to ``max_wait_s`` for company; a busy one admits at once);
-    2. build one ``llama_batch``: the next sampled token of every generating sequence, then
-       prompt tokens of newly admitted ones up to ``n_batch`` (long prompts prefill over several
-       steps);
-    3. ``llama_decode`` once, sample each sequence that produced logits with its own sampler
-       chain (penalties -> temperature -> top-k -> top-p -> dist, as transformers orders them; or greedy), detokenize
-       incrementally (UTF-8 safe), stream the visible text, and finish on an end-of-generation
-       token, a stop string or the token budget.
+       allows (an idle engine waits up to ``max_wait_s`` for company; a busy one admits at once,
+       so a new sequence joins the running ones at the next step: continuous batching);
+    2. on admission, reuse the prompt head (few-shot examples, or chat header + instruction,
+       the same for every sentence of a language pair): its KV state is computed once into a
+       head sequence (LRU over ``prefix_slots``) and shared with ``llama_memory_seq_cp``, which
+       in a unified cache only tags the cells; the sequence then prefills just its sentence;
+    3. build one ``llama_batch``: the next token of every generating sequence, then prompt tokens
+       of newly admitted ones up to ``n_batch``;
+    4. ``llama_decode`` once; sample each sequence with its own sampler chain (penalties ->
+       temperature -> top-k -> top-p -> dist, transformers' order; or greedy), detokenize
+       incrementally (UTF-8 safe), stream the visible text, finish on an end-of-generation token,
+       a stop string or the token budget.
 
-    llama-cpp-python's high-level ``Llama`` runs one sequence at a time; decoding 8 sequences in
-    one ``llama_decode`` costs much less than 8 decodes because the weights are read once per
-    step (see benchmarks/reports/mt.md for the measured gain). ``max_batch_size=1`` is the
-    unbatched baseline.
+    llama-cpp-python's high-level ``Llama`` runs one sequence at a time; ``max_batch_size=1`` is
+    that baseline. Measured gains (benchmarks/reports/mt.md): the head cache cuts a few-shot
+    prompt's prefill from ~117 to ~15 tokens; batching gives ~2x sentences/s at concurrency 4-16
+    on 2 busy cores (the 262k-entry output layer keeps a step compute-bound, so it is not 8x).
 
     Prompts come from :mod:`voxmesh.mt.prompts`: the GGUF's chat template when it has one,
-    else few-shot (base models). ``prompt_style`` overrides.
+    else few-shot (base models, such as the packaged Gemma-3-270M). ``prompt_style`` overrides.
 
 Limits
-    Everything runs on one decode thread: cores are used by ggml's threads inside a step
-    (``load(threads)``). A prompt longer than the per-sequence context fails that sequence only
+    One decode thread; cores are used by ggml's threads inside a step (``load(threads)``,
+    ``set_threads``). Greedy output can differ with batch composition (float rounding of batched
+    kernels). A prompt longer than the per-sequence context fails that sequence only
     (``PayloadTooLarge``). Chat-style prompts parse special tokens, so a literal
     ``<start_of_turn>`` in user text is read as the token.
 """

@@ -40,6 +40,7 @@ __all__ = [
     "TranslationRequest",
     "TranslationResult",
     "Translator",
+    "translator_from_settings",
 ]
 
 Format = Literal["text", "html"]
@@ -355,3 +356,23 @@ class HttpTranslator:
             raise errors.UpstreamTimeout(f"translation worker at {self.base_url} timed out") from exc
         except aiohttp.ClientError as exc:
             raise errors.UpstreamError(f"stream from {self.base_url} broke: {exc}") from exc
+
+
+def translator_from_settings(mt: Any, *, threads: int = 1) -> tuple[InProcessTranslator, Any]:
+    """The translator a worker serves, and its engine (close it on shutdown).
+
+    ``mt`` is :class:`voxmesh.settings.MtSettings`: with ``remote_base_url`` set the engine is
+    an external chat server (:class:`~voxmesh.engines.remote.RemoteChatEngine`, ``aclose()``),
+    otherwise the llama.cpp engine, loaded here with ``threads`` cores (``close()``)."""
+    engine: Any
+    if mt.remote_base_url:
+        from voxmesh.engines.remote import RemoteChatEngine
+
+        engine = RemoteChatEngine.from_settings(mt)
+    else:
+        from voxmesh.engines.llamacpp import LlamaCppEngine
+
+        engine = LlamaCppEngine.from_settings(mt)
+        engine.load(threads)
+    return InProcessTranslator(engine, max_input_chars=mt.max_input_chars,
+                               max_segment_chars=mt.max_segment_chars), engine
