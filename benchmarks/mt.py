@@ -113,11 +113,12 @@ async def closed_loop(label: str, call: Callable[[str], Awaitable[object]], sent
     return Run(label, concurrency, total, time.perf_counter() - t0, lat)
 
 
-def engine_runs(batch_sizes: list[int], concurrencies: list[int], threads: int, per_run: int) -> list[Run]:
+def engine_runs(batch_sizes: list[int], concurrencies: list[int], threads: int, per_run: int,
+                prefix_slots: int = 4) -> list[Run]:
     sentences = [s for s, _ in load_pairs("en_zh.tsv")]
     runs = []
     for bs in batch_sizes:
-        engine = LlamaCppEngine(max_batch_size=bs, max_wait_s=0.005)
+        engine = LlamaCppEngine(max_batch_size=bs, max_wait_s=0.005, prefix_slots=prefix_slots)
         engine.load(threads)
         engine.translate(sentences[:2], "en", "zh", params=GREEDY)  # warm: caches the prompt head
 
@@ -126,7 +127,8 @@ def engine_runs(batch_sizes: list[int], concurrencies: list[int], threads: int, 
 
         for c in concurrencies:
             n = max(per_run, 2 * c)
-            run = asyncio.run(closed_loop(f"engine, max_batch_size={bs}", call, sentences, c, n))
+            label = f"engine, max_batch_size={bs}" + ("" if prefix_slots else ", no prompt-head cache")
+            run = asyncio.run(closed_loop(label, call, sentences, c, n))
             print(f"  {run.label:32s} c={c:2d}  {run.rate:5.2f} sent/s  p50 {run.pct(.5):5.2f}s  "
                   f"p99 {run.pct(.99):5.2f}s", flush=True)
             runs.append(run)
@@ -251,6 +253,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write raw results here")
     ap.add_argument("--serve-worker", type=int, default=None)
     ap.add_argument("--worker-batch", type=int, default=8)
+    ap.add_argument("--prefix-slots", type=int, default=4, help="0 disables the prompt-head KV cache")
     args = ap.parse_args()
     if args.serve_worker:
         serve_worker(args.serve_worker, args.threads, args.worker_batch)
@@ -272,7 +275,7 @@ def main() -> None:
         results["quality"] = q
     runs: list[Run] = []
     if "speed" in args.parts:
-        runs += engine_runs(batches, conc, args.threads, args.per_run)
+        runs += engine_runs(batches, conc, args.threads, args.per_run, args.prefix_slots)
     if "http" in args.parts or "gateway" in args.parts:
         proc, url = start_worker(args.threads, args.worker_batch)
         try:
