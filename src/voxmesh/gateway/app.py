@@ -9,6 +9,10 @@ Routes
     GET  /healthz /readyz /metrics /dashboard
     GET  /admin/topology       live golden metrics per route, deployment, endpoint and edge
     PUT  /admin/splits/{model} {"weights": {"deployment": weight, ...}}
+    POST /admin/canaries       {"model", "primary", "canary", ...CanaryConfig fields}: start an
+                               automated canary analysis (Flagger-like: promote step by step,
+                               roll back to 0 % on failed checks)
+    GET  /admin/canaries/{model}  phase, weight and the log of every step
 
 Model resolution: a public model name is a deployment, a split (weighted deployments) or an
 alias of either. Unknown names answer 404 listing what exists.
@@ -16,6 +20,8 @@ alias of either. Unknown names answer 404 listing what exists.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -28,7 +34,9 @@ from aiohttp import web
 from voxmesh.api.errors import error_middleware
 from voxmesh.api.schemas import SpeechRequest, parse_body
 from voxmesh.deployments import DeploymentsConfig
-from voxmesh.errors import Forbidden, InvalidRequest, NotFound, UnknownModel
+from voxmesh.errors import Conflict, Forbidden, InvalidRequest, NotFound, UnknownModel
+from voxmesh.gateway.canary import CanaryConfig, CanaryPhase, CanaryState
+from voxmesh.gateway.canary_loop import CanaryLoop
 from voxmesh.settings import Settings
 
 __all__ = ["Catalog", "Gateway", "build_gateway_app"]
@@ -89,8 +97,19 @@ class Gateway:
         self.extra_metrics = extra_metrics
         self.is_ready = is_ready or (lambda: True)
         self.started = time.time()
+        self.canaries: dict[str, CanaryState] = {}
+        self._canary_tasks: dict[str, asyncio.Task[None]] = {}
         for name, weights in catalog.splits.items():
             dataplane.set_split(name, weights)
+
+    # the canary loop's view of the plane: splits change here and in the catalog together
+    def set_split(self, model: str, weights: dict[str, float]) -> None:
+        self.dataplane.set_split(model, weights)
+        self.catalog.splits[model] = dict(weights)
+
+    @property
+    def golden(self) -> Any:
+        return self.dataplane.golden
 
     # ---- health ----------------------------------------------------------------------
     async def healthz(self, request: web.Request) -> web.Response:
@@ -142,11 +161,6 @@ class Gateway:
         routed = self.catalog.resolve(req.model)
         if self.catalog.kind_of(routed) != "tts":
             raise InvalidRequest(f"model {req.model!r} is not a speech model", param="model")
-        if req.model != routed and routed in self.catalog.kinds:
-            # the worker knows its deployment name, not the alias
-            data = json.loads(body)
-            data["model"] = routed
-            body = json.dumps(data).encode()
         return await self._forward(request, routed, "/v1/audio/speech", body)
 
     async def translate_proxy(self, request: web.Request) -> web.StreamResponse:
@@ -206,10 +220,57 @@ class Gateway:
             raise InvalidRequest(f"unknown deployments {sorted(unknown)}; known: {sorted(self.catalog.kinds)}")
         if not weights or sum(weights.values()) <= 0 or any(w < 0 for w in weights.values()):
             raise InvalidRequest("weights must be >= 0 and not all zero")
-        self.dataplane.set_split(model, weights)
-        self.catalog.splits[model] = weights
+        self.set_split(model, weights)
         log.info("split %s set to %s", model, weights)
         return web.json_response({"model": model, "weights": weights})
+
+    async def start_canary(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        try:
+            data = json.loads(await request.read())
+            model, primary, canary = str(data.pop("model")), str(data.pop("primary")), str(data.pop("canary"))
+            config = CanaryConfig(**data)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            fields = ", ".join(f.name for f in dataclasses.fields(CanaryConfig))
+            raise InvalidRequest(f"body must be {{model, primary, canary}} plus optional {fields}: {exc}") from exc
+        for dep in (primary, canary):
+            if dep not in self.catalog.kinds:
+                raise InvalidRequest(f"unknown deployment {dep!r}; known: {sorted(self.catalog.kinds)}")
+        running = self._canary_tasks.get(model)
+        if running is not None and not running.done():
+            raise Conflict(f"a canary analysis for {model!r} is already running: GET /admin/canaries/{model}")
+        self.set_split(model, {primary: 100.0, canary: 0.0})
+        loop = CanaryLoop(self, model=model, primary=primary, canary=canary, config=config)
+        self.canaries[model] = CanaryState()
+        self._canary_tasks[model] = asyncio.ensure_future(self._run_canary(model, loop, config))
+        return web.json_response({"model": model, "status": "started"}, status=202)
+
+    async def _run_canary(self, model: str, loop: CanaryLoop, config: CanaryConfig) -> None:
+        state = self.canaries[model]
+        every = min(1.0, config.interval_s / 4)
+        while state.phase not in (CanaryPhase.PROMOTED, CanaryPhase.ROLLED_BACK):
+            try:
+                _, state = loop.step(state)
+            except Exception:
+                log.exception("canary step for %s failed", model)
+            self.canaries[model] = state
+            await asyncio.sleep(every)
+        log.info("canary %s ended: %s at %.0f%%", model, state.phase.value, state.weight)
+
+    async def get_canary(self, request: web.Request) -> web.Response:
+        model = request.match_info["model"]
+        state = self.canaries.get(model)
+        if state is None:
+            raise NotFound(f"no canary analysis for {model!r}: start one with POST /admin/canaries")
+        return web.json_response({
+            "model": model, "phase": state.phase.value, "weight": state.weight,
+            "failed_checks": state.failed_checks,
+            "log": [{**dataclasses.asdict(e), "decision": e.decision.value} for e in state.log],
+        })
+
+    async def close(self) -> None:
+        for task in self._canary_tasks.values():
+            task.cancel()
 
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
@@ -230,6 +291,8 @@ def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], No
     r.add_get("/languages", gw.translate_proxy)
     r.add_get("/admin/topology", gw.topology)
     r.add_put("/admin/splits/{model}", gw.put_split)
+    r.add_post("/admin/canaries", gw.start_canary)
+    r.add_get("/admin/canaries/{model}", gw.get_canary)
     for hook in setup or []:
         hook(app)
     return app

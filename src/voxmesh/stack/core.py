@@ -48,6 +48,7 @@ class Stack:
         self.autoscaler: Any = None
         self.jobs: Any = None
         self.mesh: Any = None
+        self.gateway: Gateway | None = None
         self.port: int = settings.server.port
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = False  # set once every deployment serves and the catalog is filled
@@ -80,7 +81,7 @@ class Stack:
         self.supervisor = Supervisor(managed, self.dataplane.update, launch=launch, ssl=client_ssl)
         kinds = {d.name: deployment_kind(d) for d in self.config.deployments}
         self.catalog = Catalog.from_config(self.config, kinds)
-        gateway = Gateway(s, self.dataplane, self.catalog, extra_metrics=self._extra_metrics,
+        self.gateway = gateway = Gateway(s, self.dataplane, self.catalog, extra_metrics=self._extra_metrics,
                           is_ready=lambda: self.ready and self.supervisor.is_ready())
         setup = []
         from voxmesh.stack.jobs import JobsWiring
@@ -146,6 +147,8 @@ class Stack:
             task.cancel()
         if self.jobs is not None:
             await self.jobs.stop()
+        if self.gateway is not None:
+            await self.gateway.close()
         if self.runner is not None:
             await self.runner.cleanup()
         if self.supervisor is not None:

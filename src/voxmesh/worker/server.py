@@ -30,7 +30,7 @@ from aiohttp import web
 
 from voxmesh.api.errors import error_middleware
 from voxmesh.api.schemas import SpeechRequest, parse_body
-from voxmesh.errors import EngineError, InvalidRequest, Overloaded
+from voxmesh.errors import EngineError, Overloaded
 from voxmesh.settings import WorkerSettings
 from voxmesh.worker.admission import Admission
 
@@ -170,8 +170,7 @@ class WorkerApp:
         if not self.ready:
             raise Overloaded("model is still loading: retry when /readyz answers 200", retry_after=1.0)
         req: SpeechRequest = parse_body(await request.read(), SpeechRequest)
-        if req.model != self.model and req.model not in ("tts-1", "tts-1-hd", "gpt-4o-mini-tts"):
-            raise InvalidRequest(f"this worker serves model {self.model!r}, not {req.model!r}", param="model")
+        # ``model`` is not checked: the gateway resolved it (aliases, splits) before routing here.
         plan = plan_speech(req, self.engine, self.dictionary, max_input_chars=self.settings.max_input_chars)
         await self._inject_faults()
         loop = asyncio.get_running_loop()
