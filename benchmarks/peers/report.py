@@ -137,7 +137,9 @@ def _plot(levels: dict[str, Any], raws: dict[str, Any], cfgs: list[str], raw_nam
         lv = levels.get(cfg)
         if not lv:
             continue
-        cs = sorted(lv)
+        cs = sorted(c for c in lv if lv[c].get("p99_ms"))
+        if not cs:
+            continue
         style = dict(lw=2.6, marker="o") if cfg.startswith("vox") else dict(lw=1.4, marker=".", alpha=0.9)
         ax1.plot(cs, [lv[c]["audio_s_per_s"] for c in cs], label=cfg, **style)  # type: ignore[arg-type]
         ax3.plot(cs, [lv[c]["rps"] for c in cs], label=cfg, **style)  # type: ignore[arg-type]

@@ -3,6 +3,12 @@
 A request calls ``async with admission.slot() as slot`` and, before each segment,
 ``slot.threads()`` for the thread count to run that segment with. The waiter's future is
 registered before the ticket is queued, so a release can never miss it.
+
+``slot(cost=n)`` (optional) says how big the request is in any unit proportional to its
+synthesis time (the worker passes the input's characters). Admission learns seconds per
+unit from the requests it has run (EWMA of run time / size) and hands the scheduler the
+estimated service time, so the waiting list is ordered by latest start time (see
+:mod:`voxmesh.worker.scheduler`); without a cost it is FIFO.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ class Admission:
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self.retry_after_s = retry_after_s
         self.rejected = 0
+        self.seconds_per_unit = 0.0  # learned; 0 until the first sized request finishes
+        self.ewma_alpha = 0.2
 
     @property
     def in_flight(self) -> int:
@@ -43,12 +51,22 @@ class Admission:
     def queued(self) -> int:
         return self.scheduler.queued
 
+    def _learn(self, cost: float, seconds: float) -> None:
+        if cost <= 0 or seconds <= 0:
+            return
+        rate = seconds / cost
+        if self.seconds_per_unit == 0.0:
+            self.seconds_per_unit = rate
+        else:
+            self.seconds_per_unit += self.ewma_alpha * (rate - self.seconds_per_unit)
+
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[Slot]:
+    async def slot(self, cost: float = 0.0) -> AsyncIterator[Slot]:
         ticket = next(self._tickets)
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
         self._waiters[ticket] = waiter
-        admit, _grant = self.scheduler.submit(ticket)
+        admit, _grant = self.scheduler.submit(ticket, now=loop.time(), cost=cost * self.seconds_per_unit)
         if admit is Admit.REJECTED:
             del self._waiters[ticket]
             self.rejected += 1
@@ -60,7 +78,9 @@ class Admission:
             waiter.set_result(None)
         try:
             await waiter
+            t_start = loop.time()
             yield Slot(self, ticket)
+            self._learn(cost, loop.time() - t_start)
         finally:
             self._waiters.pop(ticket, None)
             for grant in self.scheduler.release(ticket):

@@ -15,6 +15,16 @@ Algorithm
     request that started alone with all cores drops to one core at its next sentence when
     another request arrives, and vice versa.
 
+    Order of the waiting list: by *latest start time* ``arrival - cost`` (ties: arrival
+    order), where ``cost`` is the caller's estimate of the request's service time in the
+    same unit as ``now``. Under a steady queue every request then has about the same
+    latency (wait + service), which is what a tail-latency target asks for: a long
+    request starts a little earlier, a short one a little later (earliest-deadline-first
+    on the deadline ``arrival + L - cost``, which minimizes the largest latency). With no
+    cost given (the default, 0) it is plain FIFO. It stays fair: a request can be passed
+    only by requests that arrived less than the cost difference (one sentence's synthesis
+    time, well under a second) after it, so nothing starves.
+
 Limits
     A request that arrives while a lone request runs wide starts at once with one core, so
     for at most one segment the cores are oversubscribed by one thread. ``max_queue`` bounds
@@ -25,7 +35,7 @@ Sans-IO: no asyncio, no threads. The worker wraps it with futures (``worker/admi
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
 from dataclasses import dataclass
 from enum import Enum
 
@@ -51,7 +61,9 @@ class CoreScheduler:
         self.cores = cores
         self.max_queue = max_queue
         self._running: dict[int, int] = {}
-        self._waiting: deque[int] = deque()
+        # heap of (latest start = now - cost, ticket); ticket breaks ties in arrival order
+        self._waiting: list[tuple[float, int]] = []
+        self._queued: set[int] = set()
 
     @property
     def in_flight(self) -> int:
@@ -70,15 +82,18 @@ class CoreScheduler:
         self._running[ticket] = threads
         return threads
 
-    def submit(self, ticket: int) -> tuple[Admit, Grant | None]:
-        if ticket in self._running or ticket in self._waiting:
+    def submit(self, ticket: int, *, now: float = 0.0, cost: float = 0.0) -> tuple[Admit, Grant | None]:
+        """Admit ``ticket`` (tickets increase with arrival). ``now`` and ``cost`` (estimated
+        service time, same unit) only order the waiting list; leave them out for FIFO."""
+        if ticket in self._running or ticket in self._queued:
             raise ValueError(f"ticket {ticket} already submitted")
         if len(self._running) < self.cores and not self._waiting:
             grant = self._start(ticket)
             return Admit.RUN, grant
         if len(self._waiting) >= self.max_queue:
             return Admit.REJECTED, None
-        self._waiting.append(ticket)
+        heapq.heappush(self._waiting, (now - max(0.0, cost), ticket))
+        self._queued.add(ticket)
         return Admit.QUEUED, None
 
     def release(self, ticket: int) -> list[Grant]:
@@ -86,14 +101,16 @@ class CoreScheduler:
         if ticket in self._running:
             del self._running[ticket]
         else:
-            try:
-                self._waiting.remove(ticket)
-            except ValueError:
-                return []
+            if ticket in self._queued:
+                self._queued.discard(ticket)
+                self._waiting = [w for w in self._waiting if w[1] != ticket]
+                heapq.heapify(self._waiting)
             return []
         started: list[Grant] = []
         while self._waiting and len(self._running) < self.cores:
-            started.append(self._start(self._waiting.popleft()))
+            _, nxt = heapq.heappop(self._waiting)
+            self._queued.discard(nxt)
+            started.append(self._start(nxt))
         return started
 
     def _start(self, ticket: int) -> Grant:
