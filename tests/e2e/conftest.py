@@ -26,6 +26,10 @@ deployments:
     engine: kokoro
     replicas: {min: 1, max: 1, warm: 0}
     threads: 2
+  - name: mt
+    engine: llamacpp
+    replicas: {min: 1, max: 1, warm: 0}
+    threads: 2
   - name: tone
     engine: tone
     replicas: {min: 2, max: 3, warm: 1}
