@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from libretranslatepy import LibreTranslateAPI
-
 from tests.e2e.conftest import RunningStack
 
 pytestmark = pytest.mark.slow
