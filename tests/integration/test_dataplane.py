@@ -182,6 +182,7 @@ async def test_kill_9_one_of_three_under_steady_load(upstreams: Upstreams, gatew
     assert view["breaker"] in ("open", "half_open"), view  # the dead one was ejected
     topo = gw.dp.topology()
     assert topo["deployments"]["tts"]["retry_budget"]["refused"] == 0
+    assert all(e["in_flight"] == 0 for e in topo["deployments"]["tts"]["endpoints"])  # no leak
 
 
 @pytest.mark.slow
@@ -414,3 +415,24 @@ async def test_discovery_events_and_edges(upstreams: Upstreams, gateway_factory:
     )
     assert 'voxmesh_route_requests_total{route="/v1/audio/speech",deployment="tts",status="200"} 6' in text
     assert 'voxmesh_endpoint_in_flight{deployment="tts",endpoint="a"}' not in text  # gone with the endpoint
+
+
+async def test_client_leaving_mid_stream_frees_the_endpoint(
+    upstreams: Upstreams, gateway_factory: Factory
+) -> None:
+    up = upstreams.start("s")
+    gw: Gateway = await gateway_factory()
+    gw.dp.update("tts", Reset([up.endpoint()]))
+    async with aiohttp.ClientSession() as s:
+        r = await s.post(gw.url + "/stream?chunks=20&gap_ms=50", data=b"{}", headers={"X-Model": "tts"})
+        assert await r.content.readany() == b"chunk0;"
+        r.close()  # the client goes away while the upstream is still producing
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        view = ep_view(gw, "tts", "s")
+        if view["requests"] == 1:
+            break
+    assert view["in_flight"] == 0 and view["requests"] == 1
+    assert view["success_rate"] == 1.0  # not the upstream's fault: no breaker failure
+    assert 'status="client_closed"} 1' in gw.dp.metrics_text()
+    assert (await gw.call())[0] == 200
