@@ -1,0 +1,73 @@
+"""The public surface of the data plane and its policies is what we mean it to be."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPECTED = {
+    "voxmesh.gateway.dataplane": ["DataPlane"],
+    "voxmesh.gateway.balancer.pool": ["Add", "Delta", "Endpoint", "Pool", "Remove", "Reset", "Update"],
+    "voxmesh.gateway.balancer.ewma": ["PeakEwma"],
+    "voxmesh.gateway.balancer.p2c": ["Candidate", "PowerOfTwoChoices", "Unavailable"],
+    "voxmesh.gateway.resilience.classify": ["DEFAULT_RETRY_STATUSES", "ErrorKind", "Outcome", "classify"],
+    "voxmesh.gateway.resilience.retry_budget": ["RetryBudget"],
+    "voxmesh.gateway.resilience.backoff": ["Backoff"],
+    "voxmesh.gateway.resilience.breaker": ["TRANSITIONS", "Breaker", "BreakerState", "Event", "Ticket"],
+    "voxmesh.gateway.resilience.timeouts": ["Deadlines", "RouteTimeouts", "TimeoutKind"],
+    "voxmesh.gateway.split": ["TrafficSplit", "WeightedChoice"],
+    "voxmesh.gateway.canary": [
+        "CanaryConfig",
+        "CanaryPhase",
+        "CanaryState",
+        "Decision",
+        "LogEntry",
+        "Snapshot",
+        "decide",
+        "split_weights",
+    ],
+    "voxmesh.gateway.canary_loop": ["CanaryLoop"],
+    "voxmesh.gateway.golden": ["EdgeStats", "EndpointStats", "GoldenMetrics", "summary"],
+    "voxmesh.gateway.upstreams": ["Attempt", "Deployment", "Upstream"],
+    "voxmesh.observability.metrics": [
+        "LATENCY_BUCKETS",
+        "Counter",
+        "CounterChild",
+        "Gauge",
+        "GaugeChild",
+        "Histogram",
+        "HistogramChild",
+        "Registry",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(EXPECTED))
+def test_exported_names(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(EXPECTED[module])
+    for name in mod.__all__:
+        assert hasattr(mod, name), name
+
+
+def test_sans_io_policies_import_no_asyncio_or_sockets() -> None:
+    import ast
+    from pathlib import Path
+
+    import voxmesh.gateway as gw
+
+    root = Path(gw.__file__).parent
+    policies = [
+        *root.glob("balancer/*.py"),
+        *root.glob("resilience/*.py"),
+        root / "split.py",
+        root / "canary.py",
+    ]
+    for path in policies:
+        tree = ast.parse(path.read_text())
+        imported = {
+            a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        }
+        imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not imported & {"asyncio", "socket", "aiohttp", "ssl"}, (path.name, imported)
