@@ -160,7 +160,7 @@ class MemoryQueue(MessageQueue):
 
     async def _receive(self, timeout: float) -> tuple[int | None, Callable[[], Awaitable[None]]] | None:
         item = await get_with_timeout(self._q, timeout)
-        return None if item is EMPTY else (item, _noop)  # type: ignore[return-value]
+        return None if item is EMPTY else (item, _noop)
 
     async def length(self) -> int:
         return self._q.qsize()

@@ -52,8 +52,8 @@ def is_retryable(exc: BaseException) -> bool:
 
 def backoff_s(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Full-jitter exponential backoff: uniform in [0.5, 1] x min(cap, base * 2**(attempt-1))."""
-    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
-    return ceiling * (0.5 + 0.5 * rng.random())
+    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return float(ceiling * (0.5 + 0.5 * rng.random()))
 
 
 class Runner:
