@@ -15,7 +15,7 @@ from voxmesh.mt.service import InProcessTranslator, TranslationRequest
 
 pytest.importorskip("llama_cpp")
 
-from voxmesh.engines.llamacpp import LlamaCppEngine  # noqa: E402
+from voxmesh.engines.llamacpp import LlamaCppEngine
 
 SHORT = replace(GREEDY, max_new_tokens=24)
 

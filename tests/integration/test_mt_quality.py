@@ -18,9 +18,10 @@ pytest.importorskip("sacrebleu")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.mt import evaluate  # noqa: E402
-from voxmesh.engines.llamacpp import LlamaCppEngine  # noqa: E402
-from voxmesh.mt.prompts import PromptStyle  # noqa: E402
+from benchmarks.mt import evaluate
+
+from voxmesh.engines.llamacpp import LlamaCppEngine
+from voxmesh.mt.prompts import PromptStyle
 
 pytestmark = pytest.mark.slow
 
