@@ -4,15 +4,14 @@ Chunks are stored as 16-bit mono WAV (self-describing: a re-run that finds the o
 no DB row to know its rate). Stitching concatenates the PCM in chunk order; durations are
 exact sample counts, and chapter marks are the running sample offsets at each chapter's
 first chunk, so ``start_s``/``end_s`` match the audio to the sample. Output formats: ``wav``
-and ``pcm`` here (stdlib ``wave``); others through ``voxmesh.audio.encoding.encode`` when that
-module is importable. Limit: the whole result is built in memory (a 10 h book at 24 kHz
+and ``pcm`` here (stdlib ``wave``); others through ``voxmesh.audio.encoding.encode``.
+Limit: the whole result is built in memory (a 10 h book at 24 kHz
 is ~1.7 GB of PCM); fine for chapters, not yet for a whole multi-day corpus in one job.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import json
 import wave
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from voxmesh.audio.encoding import encode
 from voxmesh.errors import EngineError, UnsupportedFormat
 
 __all__ = [
@@ -76,16 +76,8 @@ def wav_to_pcm(data: bytes) -> tuple[bytes, int]:
         raise EngineError(f"stored chunk audio is not valid WAV: {exc}") from exc
 
 
-def _encoder() -> Any | None:
-    try:
-        return importlib.import_module("voxmesh.audio.encoding")
-    except ImportError:
-        return None
-
-
 def supported_formats() -> tuple[str, ...]:
-    extra = ("mp3", "opus", "flac", "aac") if _encoder() is not None else ()
-    return ("wav", "pcm", *extra)
+    return ("wav", "pcm", "mp3", "opus", "flac", "aac")
 
 
 @dataclass(frozen=True)
@@ -121,9 +113,7 @@ def encode_result(stitched: Stitched, fmt: str) -> bytes:
         return pcm_to_wav(stitched.pcm_s16le, stitched.sample_rate)
     if fmt == "pcm":
         return stitched.pcm_s16le
-    encoding = _encoder()
-    if encoding is None:
-        raise UnsupportedFormat(f"response_format {fmt!r} needs voxmesh.audio.encoding; use wav or pcm")
-    samples = np.frombuffer(stitched.pcm_s16le, dtype="<i2")
-    data: bytes = encoding.encode(samples, stitched.sample_rate, fmt)
-    return data
+    if fmt not in supported_formats():
+        raise UnsupportedFormat(f"unknown response_format {fmt!r}: use one of {', '.join(supported_formats())}")
+    samples = np.frombuffer(stitched.pcm_s16le, dtype="<i2").astype(np.float32) / 32768.0
+    return encode(samples, stitched.sample_rate, fmt)
