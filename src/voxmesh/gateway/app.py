@@ -5,6 +5,7 @@ Routes
     GET  /v1/models            deployments, splits and aliases
     GET  /v1/audio/voices      voices per TTS model (from the workers' /info)
     POST /translate, GET /languages, POST /detect, POST /v1/translations   -> the MT deployment
+    POST /v1/chat/completions  -> a chat deployment by model (e.g. an external vLLM/SGLang server)
     /v1/jobs...                long-text jobs (when a job service is attached)
     GET  /healthz /readyz /metrics /dashboard
     GET  /admin/topology       live golden metrics per route, deployment, endpoint and edge
@@ -286,7 +287,7 @@ def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], No
     r.add_get("/v1/models", gw.models)
     r.add_get("/v1/audio/voices", gw.voices)
     r.add_post("/v1/audio/speech", gw.speech)
-    for path in ("/translate", "/detect", "/v1/translations"):
+    for path in ("/translate", "/detect", "/v1/translations", "/v1/chat/completions"):
         r.add_post(path, gw.translate_proxy)
     r.add_get("/languages", gw.translate_proxy)
     r.add_get("/admin/topology", gw.topology)

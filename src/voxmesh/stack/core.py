@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from voxmesh.deployments import Deployment, DeploymentsConfig, load_deployments
+from voxmesh.errors import ConfigError
 from voxmesh.gateway.app import Catalog, Gateway, build_gateway_app
 from voxmesh.settings import Settings
 
@@ -27,7 +28,7 @@ __all__ = ["Stack", "run_stack"]
 
 log = logging.getLogger(__name__)
 
-ENGINE_KINDS = {"piper": "tts", "kokoro": "tts", "llamacpp": "mt"}
+ENGINE_KINDS = {"piper": "tts", "kokoro": "tts", "llamacpp": "mt", "remote": "mt", "tone": "tts"}
 
 
 def deployment_kind(dep: Deployment) -> str:
@@ -97,6 +98,7 @@ class Stack:
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
+        self._route_via_gateway(managed)
         await self.supervisor.start()
         from voxmesh.stack.autoscale import AutoscaleLoop
 
@@ -120,6 +122,17 @@ class Stack:
             info = await self.supervisor.worker_info(reps[0])
             if info is not None:
                 self.catalog.voices[name] = info.get("voices", [])
+
+    def _route_via_gateway(self, managed: list[Deployment]) -> None:
+        """``engine: remote`` with ``options.via: <external chat deployment>``: the worker reaches
+        that server through this gateway, so it gets the same balancing, retries and breakers."""
+        for dep in managed:
+            via = dep.options.get("via")
+            if dep.engine == "remote" and via is not None:
+                if via not in {d.name for d in self.config.deployments if d.external is not None}:
+                    raise ConfigError(f"deployment {dep.name!r}: options.via must name an external deployment")
+                opts = {k: v for k, v in dep.options.items() if k != "via"}
+                dep.options = {**opts, "base_url": self.url, "model": via}
 
     def _add_external(self) -> None:
         from voxmesh.gateway.balancer.pool import Endpoint, Reset

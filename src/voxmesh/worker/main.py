@@ -46,6 +46,13 @@ def build_engine(engine: str, options: dict[str, Any]) -> Any:
         from voxmesh.engines.tone import ToneEngine
 
         return ToneEngine(**options)
+    if engine == "remote":
+        from voxmesh.engines.remote import RemoteChatEngine
+
+        opts = dict(options)
+        if "base_url" not in opts:
+            raise ConfigError("engine remote needs options.base_url (an OpenAI-compatible chat server) or options.via")
+        return RemoteChatEngine(opts.pop("base_url"), **opts)
     if engine == "llamacpp":
         from voxmesh.engines.llamacpp import LlamaCppEngine
 

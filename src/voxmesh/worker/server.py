@@ -81,8 +81,11 @@ class WorkerApp:
         """Load and warm the engine off the event loop; /healthz answers meanwhile."""
         loop = asyncio.get_running_loop()
         t0 = time.monotonic()
-        await loop.run_in_executor(self.pool, self.engine.load, self.cores)
-        await loop.run_in_executor(self.pool, self.engine.warm_up)
+        # engines that front a remote server (engines/remote.py) have nothing to load
+        if hasattr(self.engine, "load"):
+            await loop.run_in_executor(self.pool, self.engine.load, self.cores)
+        if hasattr(self.engine, "warm_up"):
+            await loop.run_in_executor(self.pool, self.engine.warm_up)
         self.ready = True
         log.info("worker %s ready (%s) in %.2fs", self.model, self.engine_name, time.monotonic() - t0)
 

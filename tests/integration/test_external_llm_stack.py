@@ -1,0 +1,105 @@
+"""An external OpenAI-compatible chat server (llama-cpp-python's own server, run unmodified)
+as a deployment behind the gateway, with the gateway's governance: translation requests go
+gateway -> MT worker (engine: remote) -> gateway data plane -> the external server(s). One of
+the two declared endpoints is dead: balancing, retries and the breaker keep clients whole."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from voxmesh.deployments import DeploymentsConfig
+from voxmesh.settings import load_settings
+from voxmesh.stack import Stack
+
+pytest.importorskip("llama_cpp")
+pytest.importorskip("fastapi", reason="llama-cpp-python[server] deps (fastapi, uvicorn, sse-starlette)")
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def chat_server() -> Iterator[str]:
+    from voxmesh.engines.llamacpp import packaged_model_path
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_model_path()), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--chat_format", "gemma",
+         "--model_alias", "hy-mt-gpu"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/v1/models", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("llama_cpp.server did not start")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+async def stack(chat_server: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    dead = f"http://127.0.0.1:{_free_port()}"
+    cfg = DeploymentsConfig.model_validate({"deployments": [
+        {"name": "hy-mt-gpu", "external": {"urls": [chat_server, dead], "kind": "chat"}},
+        {"name": "mt-hy", "engine": "remote", "threads": 1, "replicas": {"min": 1, "max": 1},
+         "options": {"via": "hy-mt-gpu", "timeout_s": 120, "max_concurrency": 2}},
+    ]})
+    st = Stack(load_settings(None, data_dir=tmp_path / "data", server={"port": 0}), cfg)
+    try:
+        await st.start()
+        yield st
+    finally:
+        await st.stop()
+
+
+async def test_translation_through_governed_external_server(stack: Stack) -> None:
+    async with aiohttp.ClientSession() as session:
+        texts = ["Good morning.", "Thank you very much.", "Where is the station?"]
+        for text in texts:
+            async with session.post(stack.url + "/translate", json={"q": text, "source": "en", "target": "zh"}) as r:
+                body = await r.json()
+                assert r.status == 200, body
+                assert body["translatedText"].strip()
+        # the OpenAI-compatible chat route is governed too, routed by model
+        chat = {"model": "hy-mt-gpu", "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8}
+        async with session.post(stack.url + "/v1/chat/completions", json=chat) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["choices"]
+        async with session.get(stack.url + "/admin/topology") as r:
+            topo = await r.json()
+    ext = topo["deployments"]["hy-mt-gpu"]
+    assert ext["requests"] >= len(texts) + 1
+    assert ext["success_rate"] == 1.0
+    dead = next(ep for ep in ext["endpoints"] if ep["id"] == "hy-mt-gpu-1")
+    live = next(ep for ep in ext["endpoints"] if ep["id"] == "hy-mt-gpu-0")
+    assert live["requests"] >= len(texts)
+    assert dead["success_rate"] in (0.0, None) or dead["requests"] == 0
