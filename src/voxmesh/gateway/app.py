@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -189,7 +190,7 @@ class Gateway:
         raise NotFound("no translation model is deployed: add a deployment with engine llamacpp")
 
     async def _forward(self, request: web.Request, routed: str, path: str, body: bytes) -> web.StreamResponse:
-        caller = request.headers.get("X-Voxmesh-Caller", "client")
+        caller = _caller(request)
         resp: web.StreamResponse = await self.dataplane.forward(
             request, model=routed, path=path, body=body, caller=caller
         )
@@ -275,6 +276,17 @@ class Gateway:
 
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
+_CALLER = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+def _caller(request: web.Request) -> str:
+    """The edge's caller label: voxmesh's own components on loopback name themselves
+    (``X-Voxmesh-Caller``: jobs-runner, worker-...); anyone else is "client", so a client
+    cannot create unbounded metric series."""
+    name = request.headers.get("X-Voxmesh-Caller", "")
+    if name and request.remote in ("127.0.0.1", "::1") and _CALLER.match(name):
+        return name
+    return "client"
 
 
 def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], None]] | None = None) -> web.Application:

@@ -60,7 +60,8 @@ class JobsWiring:
 
         cfg = self.settings.jobs
         if cfg.engine == "http":
-            synth: Any = HttpSynthesizer(self.stack.url, sample_rate=cfg.sample_rate)
+            synth: Any = HttpSynthesizer(self.stack.url, sample_rate=cfg.sample_rate,
+                                         headers={"X-Voxmesh-Caller": "jobs-runner"})
         else:
             synth = build_synthesizer(self.settings)
         for i in range(cfg.runners):
