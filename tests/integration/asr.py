@@ -55,13 +55,15 @@ class Transcriber:
             str(whisper_model_dir()), device="cpu", compute_type="int8", cpu_threads=threads, num_workers=1
         )
 
-    def transcribe(self, pcm: npt.NDArray[np.float32], sample_rate: int, language: str) -> str:
-        """Text of mono float PCM (resampled to Whisper's 16 kHz first)."""
+    def transcribe(self, pcm: npt.NDArray[np.float32], sample_rate: int, language: str,
+                   prompt: str | None = None) -> str:
+        """Text of mono float PCM (resampled to Whisper's 16 kHz first). ``prompt`` primes the
+        decoder (a simplified-Chinese prompt nudges Whisper away from traditional characters)."""
         from voxmesh.audio.resample import resample
 
         audio = resample(np.asarray(pcm, dtype=np.float32), sample_rate, 16000)
         segments, _ = self.model.transcribe(
             audio, language=language, beam_size=1, vad_filter=False, condition_on_previous_text=False,
-            without_timestamps=True,
+            without_timestamps=True, initial_prompt=prompt,
         )
         return "".join(s.text for s in segments).strip()

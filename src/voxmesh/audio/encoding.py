@@ -208,9 +208,10 @@ class _AvEncoder(StreamEncoder):
             options["page_duration"] = "100000"
         self._sink = _Sink(seekable=not streaming)
         self._container: Any = av.open(self._sink, mode="w", format=container, options=options)
-        self._stream: Any = self._container.add_stream(codec, rate=rate or sample_rate, layout="mono")
+        stream: Any = self._container.add_stream(codec, rate=rate or sample_rate, layout="mono")
         if bit_rate:
-            self._stream.bit_rate = bit_rate
+            stream.bit_rate = bit_rate
+        self._stream: Any = stream
 
     def _feed(self, pcm: npt.NDArray[np.float32]) -> bytes:
         frame = self._av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="flt", layout="mono")

@@ -95,12 +95,14 @@ class KokoroEngine:
             raise EngineError(f"cannot load the Kokoro model: {exc}") from exc
 
     def warm_up(self) -> None:
+        """Load every G2P (jieba's dictionary and OpenJTalk take seconds on first use) and run
+        one inference on each session (onnxruntime allocates its buffers on the first run)."""
         sessions = self._loaded()
-        voice = VoiceMix.single(KOKORO_VOICES[0].id)
-        for lang, text in (("en", "Hello, this is a warm-up."), ("zh", "你好。"), ("ja", "こんにちは。")):
-            seg = Segment((Span(text),), lang)
-            for threads in {1, sessions.threads}:
-                self.synthesize_segment(seg, voice, 1.0, threads=threads)
+        for lang, text in (("zh", "你好。"), ("ja", "こんにちは。")):
+            self.phonemize(text, lang)
+        seg = Segment((Span("Hello, this is a warm-up."),), "en")
+        for threads in {1, sessions.threads}:
+            self.synthesize_segment(seg, VoiceMix.single(KOKORO_VOICES[0].id), 1.0, threads=threads)
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
