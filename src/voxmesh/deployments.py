@@ -57,6 +57,9 @@ class ScalingTargets(BaseModel):
     sync_period_s: float = Field(1.0, gt=0)
     scale_to_zero: bool = False
     activation_threshold: float = Field(0.0, ge=0)
+    zero_after_s: float = Field(300.0, ge=0, description="idle time before scaling to zero (KEDA cooldownPeriod)")
+    hold_requests: int = Field(100, ge=0, description="requests held while scaling from zero; more get 503")
+    hold_timeout_s: float = Field(120.0, gt=0, description="how long a held request waits for the first replica")
 
 
 class ExternalSpec(BaseModel):

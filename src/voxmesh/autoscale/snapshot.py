@@ -253,4 +253,5 @@ def spec_from_deployment(dep: Deployment) -> ScalingSpec:
         behavior=behavior,
         scale_to_zero=s.scale_to_zero or dep.replicas.min == 0,
         activation_threshold=s.activation_threshold,
+        scale_to_zero_cooldown_s=s.zero_after_s,
     )

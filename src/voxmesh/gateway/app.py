@@ -27,7 +27,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,12 +92,14 @@ class Gateway:
         *,
         extra_metrics: Callable[[], str] | None = None,
         is_ready: Callable[[], bool] | None = None,
+        activate: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.dataplane = dataplane
         self.catalog = catalog
         self.extra_metrics = extra_metrics
         self.is_ready = is_ready or (lambda: True)
+        self.activate = activate  # scale-from-zero hook: waits for a first replica
         self.started = time.time()
         self.canaries: dict[str, CanaryState] = {}
         self._canary_tasks: dict[str, asyncio.Task[None]] = {}
@@ -191,6 +193,8 @@ class Gateway:
 
     async def _forward(self, request: web.Request, routed: str, path: str, body: bytes) -> web.StreamResponse:
         caller = _caller(request)
+        if self.activate is not None and routed in self.catalog.kinds:
+            await self.activate(routed)
         resp: web.StreamResponse = await self.dataplane.forward(
             request, model=routed, path=path, body=body, caller=caller
         )

@@ -48,8 +48,9 @@ class _Rate:
 
 class AutoscaleLoop:
     def __init__(self, supervisor: Any, deployments: list[Deployment], *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, held: dict[str, int] | None = None) -> None:
         self.supervisor = supervisor
+        self.held = held if held is not None else {}  # requests the gateway holds at zero replicas
         self.deployments = deployments
         self.clock = clock
         self.specs = {d.name: spec_from_deployment(d) for d in deployments}
@@ -79,6 +80,7 @@ class AutoscaleLoop:
         scraped = await self.supervisor.scrape_all(name)
         now = self.clock()
         in_flight = sum(m.get("voxmesh_worker_in_flight", 0) + m.get("voxmesh_worker_queue_length", 0) for m in scraped)
+        in_flight += self.held.get(name, 0)
         queue = sum(m.get("voxmesh_worker_queue_length", 0) for m in scraped)
         requests = sum(m.get("voxmesh_worker_requests_total", 0) for m in scraped)
         qps = self.rates[name].update(now, requests)

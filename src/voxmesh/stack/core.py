@@ -82,8 +82,12 @@ class Stack:
         self.supervisor = Supervisor(managed, self.dataplane.update, launch=launch, ssl=client_ssl)
         kinds = {d.name: deployment_kind(d) for d in self.config.deployments}
         self.catalog = Catalog.from_config(self.config, kinds)
+        from voxmesh.stack.activation import Activator
+
+        self.activator = Activator(self.supervisor)
         self.gateway = gateway = Gateway(s, self.dataplane, self.catalog, extra_metrics=self._extra_metrics,
-                          is_ready=lambda: self.ready and self.supervisor.is_ready())
+                          is_ready=lambda: self.ready and self.supervisor.is_ready(),
+                                         activate=self.activator.ensure)
         setup = []
         from voxmesh.stack.jobs import JobsWiring
 
@@ -102,7 +106,7 @@ class Stack:
         await self.supervisor.start()
         from voxmesh.stack.autoscale import AutoscaleLoop
 
-        self.autoscaler = AutoscaleLoop(self.supervisor, managed)
+        self.autoscaler = AutoscaleLoop(self.supervisor, managed, held=self.activator.held)
         self._tasks.append(asyncio.ensure_future(self.autoscaler.run()))
         if wait_ready:
             await self.wait_ready()
