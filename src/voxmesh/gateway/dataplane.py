@@ -5,16 +5,18 @@ For each request :meth:`DataPlane.forward`:
 1. picks the backend deployment of the public model by the weighted split (``split.py``);
 2. picks an endpoint by power of two choices over peak-EWMA cost, skipping endpoints that
    their breaker ejected or that are at their in-flight cap (``balancer/``);
-3. sends the buffered body with the original method, path and content type over one pooled
-   keep-alive aiohttp client session, and waits for the first body byte under the
-   first-byte timeout; that wait is the EWMA sample (for streaming: time to first audio);
+3. sends the buffered body with the original method, path and content type over a pooled
+   keep-alive connection (``fastpath/client.py``: asyncio Protocols + httptools), and waits
+   for the first body byte under the first-byte timeout; that wait is the EWMA sample (for
+   streaming: time to first audio);
 4. classifies the answer (``resilience/classify.py``) and, while no byte went to the
    client and the body is under the cap, retries a retryable attempt on another endpoint
    after a jittered backoff, if the retry budget, the attempt limit and the request
    deadline allow;
-5. relays the answer: a small body (Content-Length up to 64 KiB, or a stream that ended
-   with its first read) as one response, anything else chunk by chunk as it arrives, each
-   chunk under the idle-stream timeout;
+5. relays the answer to a :class:`~voxmesh.gateway.fastpath.sink.Sink`: a small body
+   (Content-Length up to 64 KiB, or a stream that ended with its first read) as one
+   response, anything else chunk by chunk as it arrives, each chunk under the idle-stream
+   timeout;
 6. feeds the outcome to the endpoint's breaker and records the golden metrics
    (``golden.py`` lists the metric names).
 
@@ -26,11 +28,14 @@ upstream's own error status is relayed as is once retries are exhausted. A strea
 breaks after its head was sent cannot change its status: the client connection is closed
 so the client sees a truncated body, never a clean end.
 
+Two entry points share that path: :meth:`DataPlane.forward` for an aiohttp handler (it
+returns the ``web.StreamResponse``), and :meth:`DataPlane.exchange`, which writes to any
+``Sink`` (the fast server of ``fastpath/server.py`` uses it with no aiohttp at all).
+
 Limits
     The request body is buffered (the gateway's callers already read it). TLS is whatever
-    ``ssl`` context the caller passes (mTLS contexts come from ``voxmesh.mesh``). aiohttp's
-    client costs about 0.1-0.2 ms of CPU per request; ``benchmarks/reports/gateway.md`` has
-    the figures and the leaner core to switch to if that matters.
+    ``ssl`` context the caller passes (mTLS contexts come from ``voxmesh.mesh``).
+    ``benchmarks/reports/gateway.md`` has the cost per request of each server side.
 """
 
 from __future__ import annotations
@@ -40,16 +45,16 @@ import logging
 import random
 import ssl as ssl_module
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 
 from voxmesh.clock import Clock, monotonic
 from voxmesh.errors import NoHealthyUpstream, Overloaded, UpstreamError, UpstreamTimeout, VoxmeshError
 from voxmesh.gateway.balancer.p2c import PowerOfTwoChoices, Unavailable
 from voxmesh.gateway.balancer.pool import Update
+from voxmesh.gateway.fastpath.client import ConnectFailed, ConnectionBroken, ConnectionPool, Response
+from voxmesh.gateway.fastpath.sink import AiohttpSink, Sink, error_parts
 from voxmesh.gateway.golden import GoldenMetrics, summary
 from voxmesh.gateway.resilience.backoff import Backoff
 from voxmesh.gateway.resilience.breaker import BreakerState
@@ -60,38 +65,27 @@ from voxmesh.gateway.upstreams import Attempt, Deployment, Upstream
 from voxmesh.observability.metrics import Registry
 from voxmesh.settings import GatewaySettings
 
+if TYPE_CHECKING:
+    from voxmesh.gateway.golden import _RouteStats as RouteStats
+
 __all__ = ["DataPlane"]
 
 log = logging.getLogger(__name__)
 
 BUFFER_LIMIT = 64 * 1024
-# Hop-by-hop headers (RFC 9110 7.6.1) and those the server side sets itself.
-_SKIP_RESPONSE = frozenset(
-    h.lower()
-    for h in ("Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
-              "Transfer-Encoding", "Upgrade", "Content-Length", "Date", "Server")
-)  # fmt: skip
 _PASS_REQUEST = ("Content-Type", "Accept", "Accept-Encoding", "Accept-Language", "X-Request-Id")
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.OPEN: 1, BreakerState.HALF_OPEN: 2}
+_TIMEOUT_NAMES = {
+    TimeoutKind.FIRST_BYTE: "first-byte",
+    TimeoutKind.REQUEST: "request",
+    TimeoutKind.IDLE: "idle",
+}
 
 
 class _AttemptFailed(Exception):
     def __init__(self, kind: ErrorKind, detail: str, timeout: TimeoutKind | None = None, waited: float = 0.0):
         super().__init__(detail)
         self.kind, self.detail, self.timeout, self.waited = kind, detail, timeout, waited
-
-
-class _Answer:
-    """An upstream response whose head and first body bytes have arrived."""
-
-    __slots__ = ("eof", "first", "latency", "resp")
-
-    def __init__(self, resp: aiohttp.ClientResponse, first: bytes, eof: bool, latency: float) -> None:
-        self.resp, self.first, self.eof, self.latency = resp, first, eof, latency
-
-
-def _error_response(err: VoxmeshError) -> web.Response:
-    return web.json_response(err.to_dict(), status=err.status, headers=err.headers())
 
 
 class DataPlane:
@@ -120,27 +114,21 @@ class DataPlane:
         )
         self._timeouts: dict[str, RouteTimeouts] = dict(timeouts or {})
         self._deployments: dict[str, Deployment] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
 
     # ---- lifecycle and control -------------------------------------------------------
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=0,  # the per-endpoint in-flight cap is the limit that matters
-            keepalive_timeout=30.0,
-            ssl=self._ssl if self._ssl is not None else True,
-            enable_cleanup_closed=False,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None),  # deadlines are enforced here, per attempt
-            auto_decompress=False,  # relay bytes as the upstream encoded them
-            skip_auto_headers=("User-Agent",),
-        )
+        self._pool = ConnectionPool(self._ssl, keepalive_s=30.0, small_limit=BUFFER_LIMIT)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> ConnectionPool | None:
+        """The upstream connection pool (None before :meth:`start`)."""
+        return self._pool
 
     def update(self, deployment: str, event: Update) -> None:
         """Apply one discovery event to the pool of ``deployment``."""
@@ -153,6 +141,8 @@ class DataPlane:
         for ep in delta.removed:
             dep.upstreams.pop(ep.id, None)
             self.golden.forget_endpoint(deployment, ep.id)
+            if self._pool is not None:
+                self._pool.forget(ep.url)
         for ep in delta.added:
             dep.add(ep, self.golden.endpoint(deployment, ep.id))
 
@@ -180,33 +170,65 @@ class DataPlane:
 
         ``idempotent``: synthesis and translation are pure, so a 500 may be retried.
         """
-        if self._session is None:
+        extra = b"".join(
+            f"{h}: {v}\r\n".encode("latin-1")
+            for h in _PASS_REQUEST
+            if (v := request.headers.get(h)) is not None
+        )
+        sink = AiohttpSink(request)
+        await self.exchange(sink, request.method, model=model, path=path, body=body, extra=extra,
+                            caller=caller, idempotent=idempotent)  # fmt: skip
+        assert sink.response is not None
+        return sink.response
+
+    async def exchange(
+        self,
+        sink: Sink,
+        method: str,
+        *,
+        model: str,
+        path: str,
+        body: bytes,
+        extra: bytes = b"",
+        caller: str = "client",
+        idempotent: bool = True,
+    ) -> None:
+        """Like :meth:`forward`, writing the answer (or the JSON error) to ``sink``.
+
+        ``extra``: ready ``Name: value\\r\\n`` request header lines to pass to the upstream
+        (content type, accept, request id; never hop-by-hop ones).
+        """
+        if self._pool is None:
             raise RuntimeError("DataPlane.start() must be awaited before forward()")
         start = self._clock()
-        route = path.split("?", 1)[0]
+        route = path.partition("?")[0]
         deployment = self.split.pick(model)
         stats = self.golden.route(route, deployment)
         try:
-            resp, status, ok, head_at = await self._forward(
-                request, deployment, route, path, body, caller, idempotent, start
+            status, ok, head_at = await self._forward(
+                sink, method, deployment, route, path, body, extra, caller, idempotent, start, stats
             )
         except VoxmeshError as err:
-            resp, status, ok, head_at = _error_response(err), str(err.status), err.status < 500, self._clock()
+            headers, payload = error_parts(err)
+            await sink.respond(err.status, headers, payload)
+            status, ok, head_at = str(err.status), err.status < 500, self._clock()
         self.golden.request_done(stats, route, deployment, status, ok, head_at - start)
-        return resp
 
     async def _forward(
         self,
-        request: web.Request,
+        sink: Sink,
+        method: str,
         deployment: str,
         route: str,
         path: str,
         body: bytes,
+        extra: bytes,
         caller: str,
         idempotent: bool,
         start: float,
-    ) -> tuple[web.StreamResponse, str, bool, float]:
-        """The response, its status label, success, and when its head went (or goes) out."""
+        stats: RouteStats,
+    ) -> tuple[str, bool, float]:
+        """The status label, success, and when the head went out."""
         dep = self._deployments.get(deployment)
         if dep is None or not dep.upstreams:
             self.golden.shed.labels(deployment, "no_endpoints").inc()
@@ -216,7 +238,6 @@ class DataPlane:
             )
         deadlines = self._timeouts.get(route, self._default_timeouts).start(start)
         dep.budget.deposit()
-        headers = {h: v for h in _PASS_REQUEST if (v := request.headers.get(h)) is not None}
         tried: set[str] = set()
         last_error: VoxmeshError | None = None
         for attempt_no in range(self.settings.retry_max_attempts):
@@ -231,7 +252,7 @@ class DataPlane:
                 up, self.golden.edge(caller, deployment, up.endpoint.id), self.golden, self._clock
             ) as att:
                 try:
-                    answer = await self._send(request.method, up, path, body, headers, deadlines)
+                    resp, first, latency = await self._send(method, up, path, body, extra, deadlines)
                 except _AttemptFailed as exc:
                     if exc.kind is ErrorKind.TIMEOUT:
                         up.ewma.observe(exc.waited)  # a lower bound of its latency
@@ -243,18 +264,18 @@ class DataPlane:
                     ):
                         raise last_error from None
                 else:
-                    up.ewma.observe(answer.latency)
-                    outcome = classify(status=answer.resp.status, retry_statuses=self._retry_statuses,
+                    up.ewma.observe(latency)
+                    outcome = classify(status=resp.status, retry_statuses=self._retry_statuses,
                                        idempotent=idempotent)  # fmt: skip
                     if outcome is not Outcome.RETRYABLE or not self._may_retry(
                         dep, attempt_no, body, deadlines
                     ):
-                        return await self._relay(request, answer, att, outcome, deadlines)
-                    answer.resp.release()
-                    att.end(outcome, answer.latency)
-                    last_error = UpstreamError(f"deployment {dep.name!r} answered {answer.resp.status}")
+                        return await self._relay(sink, resp, first, latency, att, outcome, deadlines)
+                    resp.release()
+                    att.end(outcome, latency)
+                    last_error = UpstreamError(f"deployment {dep.name!r} answered {resp.status}")
             # Retrying: the budget was charged by _may_retry.
-            self.golden.route(route, deployment).retries.inc()
+            stats.retries.inc()
             await asyncio.sleep(self._backoff.delay(attempt_no))
         assert last_error is not None
         raise last_error
@@ -288,87 +309,62 @@ class DataPlane:
     def _attempt_error(deployment: str, exc: _AttemptFailed, attempts: int) -> VoxmeshError:
         tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
         if exc.kind is ErrorKind.TIMEOUT:
-            what = {
-                TimeoutKind.FIRST_BYTE: "first-byte",
-                TimeoutKind.REQUEST: "request",
-                TimeoutKind.IDLE: "idle",
-            }
             assert exc.timeout is not None
             return UpstreamTimeout(
-                f"deployment {deployment!r} did not answer within the {what[exc.timeout]} timeout "
+                f"deployment {deployment!r} did not answer within the {_TIMEOUT_NAMES[exc.timeout]} timeout "
                 f"({exc.waited:.1f} s) {tries}"
             )
         return UpstreamError(f"deployment {deployment!r} could not be reached {tries}: {exc.detail}")
 
     async def _send(
-        self, method: str, up: Upstream, path: str, body: bytes, headers: dict[str, str], deadlines: Deadlines
-    ) -> _Answer:
-        assert self._session is not None
+        self, method: str, up: Upstream, path: str, body: bytes, extra: bytes, deadlines: Deadlines
+    ) -> tuple[Response, bytes, float]:
+        assert self._pool is not None
         sent = self._clock()
         wait, kind = deadlines.first_byte(sent)
-        resp: aiohttp.ClientResponse | None = None
         try:
-            async with asyncio.timeout(wait):
-                resp = await self._session.request(
-                    method, up.endpoint.url + path, data=body, headers=headers, allow_redirects=False
-                )
-                length = resp.content_length
-                if length is not None and length <= BUFFER_LIMIT:
-                    first, eof = await resp.read(), True
-                else:
-                    first = await resp.content.readany()
-                    eof = resp.content.at_eof()
+            resp, first = await self._pool.send(up.endpoint.url, method, path, body, wait, extra)
         except TimeoutError as exc:
-            if resp is not None:
-                resp.close()
             raise _AttemptFailed(ErrorKind.TIMEOUT, "timed out", kind, self._clock() - sent) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise _AttemptFailed(ErrorKind.CONNECT, str(exc) or type(exc).__name__) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            if resp is not None:
-                resp.close()
-            raise _AttemptFailed(ErrorKind.RESET, str(exc) or type(exc).__name__) from exc
-        return _Answer(resp, first, eof, self._clock() - sent)
+        except ConnectFailed as exc:
+            raise _AttemptFailed(ErrorKind.CONNECT, str(exc)) from exc
+        except ConnectionBroken as exc:
+            raise _AttemptFailed(ErrorKind.RESET, str(exc)) from exc
+        return resp, first, self._clock() - sent
 
     async def _relay(
-        self, request: web.Request, answer: _Answer, att: Attempt, outcome: Outcome, deadlines: Deadlines
-    ) -> tuple[web.StreamResponse, str, bool, float]:
-        upstream = answer.resp
-        headers = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in _SKIP_RESPONSE)
-        status = upstream.status
-        if answer.eof:
-            upstream.release()
-            att.end(outcome, answer.latency)
-            out_now = web.Response(status=status, headers=headers, body=answer.first)
-            return out_now, str(status), status < 500, self._clock()
-        out = web.StreamResponse(status=status, headers=headers)
-        if upstream.content_length is not None:
-            out.content_length = upstream.content_length
+        self, sink: Sink, resp: Response, first: bytes, latency: float, att: Attempt, outcome: Outcome,
+        deadlines: Deadlines,
+    ) -> tuple[str, bool, float]:  # fmt: skip
+        status = resp.status
+        if resp.eof:
+            resp.release()
+            att.end(outcome, latency)
+            await sink.respond(status, resp.headers, first)
+            return str(status), status < 500, self._clock()
+        head_at = self._clock()
         try:
-            await out.prepare(request)
-            head_at = self._clock()
-            chunk = answer.first
+            await sink.start(status, resp.headers, resp.content_length)
+            chunk = first
             while chunk:
-                await out.write(chunk)
+                await sink.write(chunk)
                 wait, _ = deadlines.next_chunk(self._clock())
                 try:
-                    async with asyncio.timeout(wait):
-                        chunk = await upstream.content.readany()
-                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    chunk = await resp.read(wait)
+                except (TimeoutError, ConnectionBroken) as exc:
                     log.warning("stream from %s broke after the head was sent: %r", att.up.endpoint.id, exc)
-                    upstream.close()
-                    att.end(Outcome.FAILURE, answer.latency)
-                    if request.transport is not None:
-                        request.transport.close()  # the client must see a truncated stream, not an end
-                    return out, "stream_error", False, head_at
-            await out.write_eof()
-        except (ConnectionError, aiohttp.ClientConnectionResetError):
-            upstream.close()  # the client went away: not the upstream's fault
-            att.end(outcome, answer.latency)
-            return out, "client_closed", True, self._clock()
-        upstream.release()
-        att.end(outcome, answer.latency)
-        return out, str(status), status < 500, head_at
+                    resp.close()
+                    att.end(Outcome.FAILURE, latency)
+                    sink.abort()
+                    return "stream_error", False, head_at
+            await sink.end()
+        except ConnectionError:
+            resp.close()  # the client went away: not the upstream's fault
+            att.end(outcome, latency)
+            return "client_closed", True, self._clock()
+        resp.release()
+        att.end(outcome, latency)
+        return str(status), status < 500, head_at
 
     # ---- views -----------------------------------------------------------------------
     def _refresh_gauges(self) -> None:
