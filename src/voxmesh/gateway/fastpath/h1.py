@@ -54,7 +54,8 @@ def status_line(status: int) -> bytes:
 class Target:
     """Where an upstream lives, parsed once: ``http://h:p``, ``https://h:p`` or ``unix:/path``.
 
-    ``host_line`` is the ready ``Host:`` header line for requests to it.
+    ``host_line`` is the ready ``Host:`` header line for requests to it (empty for a unix
+    socket: the caller sends its own).
     """
 
     __slots__ = ("host", "host_line", "path", "port", "tls", "url")
@@ -64,7 +65,7 @@ class Target:
         self.path: str | None = None
         if url.startswith("unix:"):
             self.path, self.host, self.port, self.tls = url[5:], "localhost", 0, False
-            self.host_line = b"Host: localhost\r\n"
+            self.host_line = b""  # a relay over a unix socket passes the client's own Host
             return
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -1,0 +1,189 @@
+"""The fast server's routes: the hot API routes validated here, everything else relayed.
+
+Hot routes (the ones that carry traffic to models), validated exactly as
+``voxmesh.gateway.app.Gateway`` validates them and then sent through
+:meth:`DataPlane.exchange`:
+
+=======  ======================  ==================================================
+POST     /v1/audio/speech        ``parse_body`` + ``SpeechRequest``; model resolved by
+                                 the catalog and must be a TTS model
+POST     /translate, /detect,    model from a JSON body's ``model`` (must be mt/chat),
+         /v1/translations        else the first ``mt`` deployment; path and query kept
+GET      /languages              the first ``mt`` deployment
+=======  ======================  ==================================================
+
+Errors are the ``voxmesh.errors`` JSON bodies with their statuses and headers (413 for a
+body over 2 MiB, as aiohttp's ``client_max_size`` answers). Every other method and path
+goes, unchanged, to the aiohttp app through :class:`Relay`: jobs, admin, models, voices,
+metrics, health, and the 404/405 answers.
+
+Limits
+    The MT target rule duplicates ``Gateway._mt_target`` (which takes an aiohttp request);
+    a test pins the two to the same answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from voxmesh.api.schemas import SpeechRequest, parse_body
+from voxmesh.errors import InvalidRequest, NotFound, UpstreamError, VoxmeshError
+from voxmesh.gateway.fastpath.client import ConnectFailed, ConnectionBroken, ConnectionPool
+from voxmesh.gateway.fastpath.h1 import HOP_BY_HOP, header_lines
+from voxmesh.gateway.fastpath.server import Exchange, Request
+from voxmesh.gateway.fastpath.sink import error_parts
+
+if TYPE_CHECKING:
+    from voxmesh.gateway.app import Catalog
+    from voxmesh.gateway.dataplane import DataPlane
+
+__all__ = ["HOT_BODY_LIMIT", "PEER_HEADER", "HotRoutes", "Relay", "mt_target"]
+
+log = logging.getLogger(__name__)
+
+HOT_BODY_LIMIT = 2 * 1024 * 1024  # = voxmesh.gateway.app.MAX_BODY
+PEER_HEADER = "X-Voxmesh-Peer"
+_PASS = (b"content-type", b"accept", b"accept-encoding", b"accept-language", b"x-request-id")
+_RELAY_SKIP = HOP_BY_HOP | {PEER_HEADER.lower().encode()}
+_TOO_LARGE = json.dumps({"error": {
+    "type": "payload_too_large", "param": None,
+    "message": "request body too large: send a smaller body (or upload a file to /v1/jobs)",
+}}).encode()  # fmt: skip
+_JSON = [(b"Content-Type", b"application/json")]
+
+
+def _content_type(req: Request) -> str:
+    raw = req.header(b"content-type")
+    if raw is None:
+        return "application/octet-stream"  # what aiohttp's request.content_type says
+    return raw.decode("latin-1").partition(";")[0].strip().lower()
+
+
+def mt_target(catalog: Catalog, content_type: str, body: bytes) -> str:
+    """The deployment (or split) a translation request goes to; the rule of ``Gateway._mt_target``."""
+    model = None
+    if content_type == "application/json" and body:
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
+        if isinstance(data, dict) and isinstance(data.get("model"), str):
+            model = data["model"]
+    if model is not None:
+        routed = catalog.resolve(model)
+        if catalog.kind_of(routed) not in ("mt", "chat"):
+            raise InvalidRequest(f"model {model!r} is not a translation model", param="model")
+        return routed
+    for dep, kind in catalog.kinds.items():
+        if kind == "mt":
+            return dep
+    raise NotFound("no translation model is deployed: add a deployment with engine llamacpp")
+
+
+class Relay:
+    """Pass a request unchanged to the aiohttp app at ``url`` and stream its answer back.
+
+    The client's address travels in ``X-Voxmesh-Peer`` (a client's own is dropped) so the
+    app's loopback-only admin check still sees who is calling.
+    """
+
+    def __init__(self, url: str, timeout_s: float = 600.0) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.pool = ConnectionPool(None)
+
+    async def __call__(self, req: Request, ex: Exchange) -> None:
+        extra = header_lines(req.headers, _RELAY_SKIP)
+        if req.header(b"host") is None:
+            extra += b"Host: localhost\r\n"
+        extra += f"{PEER_HEADER}: {req.peer}\r\n".encode("latin-1")
+        try:
+            resp, first = await self.pool.send(
+                self.url, req.method, req.url.decode("latin-1"), req.body, self.timeout_s, extra
+            )
+        except (ConnectFailed, ConnectionBroken, TimeoutError) as exc:
+            headers, body = error_parts(UpstreamError(f"the gateway's internal API did not answer: {exc}"))
+            await ex.respond(502, headers, body)
+            return
+        if req.method == "HEAD":
+            await ex.start(resp.status, resp.headers, resp.content_length)
+            resp.close()
+            return
+        if resp.eof:
+            resp.release()
+            await ex.respond(resp.status, resp.headers, first)
+            return
+        try:
+            await ex.start(resp.status, resp.headers, resp.content_length)
+            data = first
+            while data:
+                await ex.write(data)
+                data = await resp.read(self.timeout_s)
+            await ex.end()
+        except ConnectionError:
+            resp.close()
+            return
+        except (TimeoutError, ConnectionBroken):
+            resp.close()
+            ex.abort()
+            return
+        resp.release()
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class HotRoutes:
+    """Dispatch: a hot route is validated and forwarded, anything else is relayed."""
+
+    def __init__(self, catalog: Catalog, dataplane: DataPlane, relay: Relay, relay_body_limit: int) -> None:
+        self.catalog = catalog
+        self.dataplane = dataplane
+        self.relay = relay
+        self.relay_body_limit = relay_body_limit
+        self.routes = {
+            ("POST", "/v1/audio/speech"): self._speech,
+            ("POST", "/translate"): self._translate,
+            ("POST", "/detect"): self._translate,
+            ("POST", "/v1/translations"): self._translate,
+            ("GET", "/languages"): self._translate,
+        }
+
+    def limit_for(self, method: str, path: str) -> int:
+        return HOT_BODY_LIMIT if (method, path) in self.routes else self.relay_body_limit
+
+    async def __call__(self, req: Request, ex: Exchange) -> None:
+        route = self.routes.get((req.method, req.path))
+        if req.too_large:
+            await ex.respond(413, _JSON, _TOO_LARGE)
+            ex.keep_alive = False  # the rest of a refused body may still be on its way
+            return
+        if route is None:
+            await self.relay(req, ex)
+            return
+        try:
+            await route(req, ex)
+        except VoxmeshError as err:
+            headers, body = error_parts(err)
+            await ex.respond(err.status, headers, body)
+
+    async def _forward(self, req: Request, ex: Exchange, routed: str, path: str) -> None:
+        extra = b"".join(n + b": " + v + b"\r\n" for n, v in req.headers if n.lower() in _PASS)
+        caller = req.header(b"x-voxmesh-caller")
+        await self.dataplane.exchange(
+            ex, req.method, model=routed, path=path, body=req.body, extra=extra,
+            caller="client" if caller is None else caller.decode("latin-1"),
+        )  # fmt: skip
+
+    async def _speech(self, req: Request, ex: Exchange) -> None:
+        speech: SpeechRequest = parse_body(req.body, SpeechRequest)
+        routed = self.catalog.resolve(speech.model)
+        if self.catalog.kind_of(routed) != "tts":
+            raise InvalidRequest(f"model {speech.model!r} is not a speech model", param="model")
+        await self._forward(req, ex, routed, "/v1/audio/speech")
+
+    async def _translate(self, req: Request, ex: Exchange) -> None:
+        routed = mt_target(self.catalog, _content_type(req), req.body)
+        await self._forward(req, ex, routed, req.url.decode("latin-1"))
