@@ -66,6 +66,9 @@ class GatewaySettings(BaseModel):
     max_in_flight_per_endpoint: int = Field(256, ge=1)
     mesh: Literal["builtin", "linkerd"] = "builtin"
     admin_token: str | None = None
+    # public listener: "fast" serves the hot routes on asyncio Protocols + httptools and relays
+    # the rest to the aiohttp app (voxmesh.gateway.fastpath); "aiohttp" serves everything with aiohttp
+    server: Literal["aiohttp", "fast"] = "fast"
 
 
 class MeshSettings(BaseModel):
