@@ -3,9 +3,13 @@
 One run, side by side, against the same upstream (a raw asyncio Protocol server on uvloop
 answering a ~2 KB JSON body at once, keep-alive):
 
-* direct      client -> upstream
-* voxmesh     client -> voxmesh DataPlane (aiohttp server + aiohttp client pool, uvloop) -> upstream
-* nginx       client -> nginx (1 worker, keepalive upstream pool) -> upstream
+* direct           client -> upstream
+* voxmesh-fast     client -> the gateway app behind ``start_fast_gateway`` (``gateway.server: fast``:
+                   httptools server, validation, DataPlane policies, pooled Protocol connections) -> upstream
+* voxmesh-aiohttp  client -> the same gateway app served by aiohttp (``gateway.server: aiohttp``) -> upstream
+* aiohttp-bare     aiohttp server + aiohttp client pool, no policy (the framework's own cost)
+* raw-protocol     a minimal Protocol proxy, no policy, no validation (the floor)
+* nginx            client -> nginx (1 worker, keepalive upstream pool) -> upstream
 
 Latency: open-loop POSTs at ``--rate`` req/s (default 500) for ``--seconds`` per target and
 round, over a pool of keep-alive connections, timed from the write of the request to the
@@ -87,28 +91,41 @@ async def _run_upstream() -> None:
     await asyncio.Event().wait()
 
 
-async def _run_gateway(upstream_port: int) -> None:
-    from aiohttp import web
-
+async def _gateway(upstream_port: int) -> tuple[object, object]:
+    """The real gateway (``Gateway`` + ``build_gateway_app``: validation, catalog, data plane)."""
+    from voxmesh.gateway.app import Catalog, Gateway, build_gateway_app
     from voxmesh.gateway.balancer.pool import Endpoint, Reset
     from voxmesh.gateway.dataplane import DataPlane
-    from voxmesh.settings import GatewaySettings
+    from voxmesh.settings import Settings
 
-    dp = DataPlane(GatewaySettings.model_validate({}))
+    settings = Settings()
+    dp = DataPlane(settings.gateway)
     await dp.start()
     dp.update("tts", Reset([Endpoint("up0", f"http://127.0.0.1:{upstream_port}")]))
+    gw = Gateway(settings, dp, Catalog(kinds={"tts": "tts"}))
+    return gw, build_gateway_app(gw)
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        return await dp.forward(request, model="tts", path=request.path_qs, body=body)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
+async def _run_gateway(upstream_port: int) -> None:
+    """``gateway.server: aiohttp``: the gateway app served by aiohttp (upstream side: the pool)."""
+    from aiohttp import web
+
+    _, app = await _gateway(upstream_port)
+    runner = web.AppRunner(app, access_log=None)  # type: ignore[arg-type]
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
     await site.start()
     print(f"PORT {site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
+    await asyncio.Event().wait()
+
+
+async def _run_fast(upstream_port: int) -> None:
+    """``gateway.server: fast``: the same app behind ``start_fast_gateway``."""
+    from voxmesh.gateway.fastpath import start_fast_gateway
+
+    gw, app = await _gateway(upstream_port)
+    server = await start_fast_gateway(gw, app, "127.0.0.1", 0)  # type: ignore[arg-type]
+    print(f"PORT {server.port}", flush=True)
     await asyncio.Event().wait()
 
 
@@ -430,7 +447,7 @@ async def measure(targets: list[Target], args: argparse.Namespace, workdir: Path
             t.failed += failed
             t.p50.append(_q(lat, 0.50) * 1000)
             t.p99.append(_q(lat, 0.99) * 1000)
-            print(f"round {r + 1} {t.name:8s} p50 {t.p50[-1]:.3f} ms  p99 {t.p99[-1]:.3f} ms  failed {failed}",
+            print(f"round {r + 1} {t.name:15s} p50 {t.p50[-1]:.3f} ms  p99 {t.p99[-1]:.3f} ms  failed {failed}",
                   flush=True)  # fmt: skip
     use_wrk = shutil.which("wrk") is not None
     if not use_wrk:
@@ -443,7 +460,7 @@ async def measure(targets: list[Target], args: argparse.Namespace, workdir: Path
             t.rps = await closed_loop(t.port, args.cap_seconds)
         if t.pids:
             t.cpu_us_per_req = (_cpu_seconds(t.pids) - before) / (t.rps * args.cap_seconds) * 1e6
-        print(f"capacity {t.name:8s} {t.rps:,.0f} req/s", flush=True)
+        print(f"capacity {t.name:15s} {t.rps:,.0f} req/s", flush=True)
     args.capacity_tool = "wrk -t1 -c32" if use_wrk else "python closed loop, 32 connections"
 
 
@@ -473,9 +490,12 @@ async def main_async(args: argparse.Namespace) -> int:
     try:
         up, up_port = _spawn([*me, "--role", "upstream"], UPSTREAM_CPU)
         procs.append(up)
+        fast, fast_port = _spawn([*me, "--role", "fast", "--upstream-port", str(up_port)], PROXY_CPU)
+        procs.append(fast)
         gw, gw_port = _spawn([*me, "--role", "gateway", "--upstream-port", str(up_port)], PROXY_CPU)
         procs.append(gw)
-        targets = [Target("direct", up_port), Target("voxmesh", gw_port, [gw.pid])]
+        targets = [Target("direct", up_port), Target("voxmesh-fast", fast_port, [fast.pid]),
+                   Target("voxmesh-aiohttp", gw_port, [gw.pid])]
         if args.bare:
             bare, bare_port = _spawn([*me, "--role", "bare", "--upstream-port", str(up_port)], PROXY_CPU)
             procs.append(bare)
@@ -533,7 +553,7 @@ def describe_machine(args: argparse.Namespace) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--role", choices=["bench", "upstream", "gateway", "bare", "raw"], default="bench")
+    parser.add_argument("--role", choices=["bench", "upstream", "gateway", "fast", "bare", "raw"], default="bench")
     parser.add_argument("--upstream-port", type=int)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=8)
@@ -554,6 +574,9 @@ def main() -> int:
         return 0
     if args.role == "gateway":
         uvloop.run(_run_gateway(args.upstream_port))
+        return 0
+    if args.role == "fast":
+        uvloop.run(_run_fast(args.upstream_port))
         return 0
     if args.role == "bare":
         uvloop.run(_run_bare(args.upstream_port))
