@@ -30,6 +30,14 @@ EXPECTED = {
     "voxmesh.gateway.canary_loop": ["CanaryLoop"],
     "voxmesh.gateway.golden": ["EdgeStats", "EndpointStats", "GoldenMetrics", "summary"],
     "voxmesh.gateway.upstreams": ["Attempt", "Deployment", "Upstream"],
+    "voxmesh.gateway.fastpath": ["FastGatewayServer", "start_fast_gateway"],
+    "voxmesh.gateway.fastpath.client": [
+        "HIGH_WATER", "LOW_WATER", "ConnectFailed", "ConnectionBroken", "ConnectionPool", "Response",
+    ],
+    "voxmesh.gateway.fastpath.sink": ["AiohttpSink", "Sink", "error_parts"],
+    "voxmesh.gateway.fastpath.server": ["Exchange", "Handler", "LimitFor", "Request", "ServerConnection"],
+    "voxmesh.gateway.fastpath.routes": ["HOT_BODY_LIMIT", "PEER_HEADER", "HotRoutes", "Relay", "mt_target"],
+    "voxmesh.gateway.fastpath.gateway": ["FastGatewayServer", "peer_middleware", "start_fast_gateway"],
     "voxmesh.observability.metrics": [
         "LATENCY_BUCKETS",
         "Counter",
