@@ -19,7 +19,7 @@ metrics, health, and the 404/405 answers.
 
 Limits
     The MT target rule duplicates ``Gateway._mt_target`` (which takes an aiohttp request);
-    a test pins the two to the same answers.
+    tests/integration/test_fastpath.py compares the answers of both servers.
 """
 
 from __future__ import annotations
