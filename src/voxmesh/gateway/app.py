@@ -41,7 +41,7 @@ from voxmesh.gateway.canary import CanaryConfig, CanaryPhase, CanaryState
 from voxmesh.gateway.canary_loop import CanaryLoop
 from voxmesh.settings import Settings
 
-__all__ = ["Catalog", "Gateway", "build_gateway_app"]
+__all__ = ["GATEWAY_KEY", "Catalog", "Gateway", "build_gateway_app", "caller_label"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,26 @@ class Catalog:
             f"unknown model {model!r}: available models are {', '.join(self.public_models())}",
             param="model",
         )
+
+    def mt_target(self, content_type: str, body: bytes) -> str:
+        """Where a translation request goes: its JSON ``model`` if any, else the first MT deployment."""
+        model = None
+        if content_type == "application/json" and body:
+            try:
+                data = json.loads(body)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
+            if isinstance(data, dict) and isinstance(data.get("model"), str):
+                model = data["model"]
+        if model is not None:
+            routed = self.resolve(model)
+            if self.kind_of(routed) not in ("mt", "chat"):
+                raise InvalidRequest(f"model {model!r} is not a translation model", param="model")
+            return routed
+        for dep, kind in self.kinds.items():
+            if kind == "mt":
+                return dep
+        raise NotFound("no translation model is deployed: add a deployment with engine llamacpp")
 
     def kind_of(self, routed: str) -> str:
         if routed in self.kinds:
@@ -169,30 +189,11 @@ class Gateway:
 
     async def translate_proxy(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        routed = self._mt_target(request, body)
+        routed = self.catalog.mt_target(request.content_type, body)
         return await self._forward(request, routed, request.path_qs, body)
 
-    def _mt_target(self, request: web.Request, body: bytes) -> str:
-        model = None
-        if request.content_type == "application/json" and body:
-            try:
-                data = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
-            if isinstance(data, dict) and isinstance(data.get("model"), str):
-                model = data["model"]
-        if model is not None:
-            routed = self.catalog.resolve(model)
-            if self.catalog.kind_of(routed) not in ("mt", "chat"):
-                raise InvalidRequest(f"model {model!r} is not a translation model", param="model")
-            return routed
-        for dep, kind in self.catalog.kinds.items():
-            if kind == "mt":
-                return dep
-        raise NotFound("no translation model is deployed: add a deployment with engine llamacpp")
-
     async def _forward(self, request: web.Request, routed: str, path: str, body: bytes) -> web.StreamResponse:
-        caller = _caller(request)
+        caller = caller_label(request.headers.get("X-Voxmesh-Caller"), request.remote)
         if self.activate is not None and routed in self.catalog.kinds:
             await self.activate(routed)
         resp: web.StreamResponse = await self.dataplane.forward(
@@ -283,13 +284,12 @@ GATEWAY_KEY = web.AppKey("gateway", Gateway)
 _CALLER = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 
-def _caller(request: web.Request) -> str:
+def caller_label(header: str | None, remote: str | None) -> str:
     """The edge's caller label: voxmesh's own components on loopback name themselves
     (``X-Voxmesh-Caller``: jobs-runner, worker-...); anyone else is "client", so a client
     cannot create unbounded metric series."""
-    name = request.headers.get("X-Voxmesh-Caller", "")
-    if name and request.remote in ("127.0.0.1", "::1") and _CALLER.match(name):
-        return name
+    if header and remote in ("127.0.0.1", "::1") and _CALLER.match(header):
+        return header
     return "client"
 
 

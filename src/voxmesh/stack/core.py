@@ -50,6 +50,7 @@ class Stack:
         self.jobs: Any = None
         self.mesh: Any = None
         self.gateway: Gateway | None = None
+        self.fast: Any = None  # the fast-path server, when gateway.server == "fast"
         self.port: int = settings.server.port
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = False  # set once every deployment serves and the catalog is filled
@@ -95,13 +96,20 @@ class Stack:
         await self.jobs.start()
         setup.append(self.jobs.setup_routes)
         app = build_gateway_app(gateway, setup=setup)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=30)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, s.server.host, s.server.port)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        if s.gateway.server == "fast":
+            # the hot routes on a protocol-level server, everything else relayed to the app
+            from voxmesh.gateway.fastpath import start_fast_gateway
+
+            self.fast = await start_fast_gateway(gateway, app, s.server.host, s.server.port)
+            self.port = self.fast.port
+        else:
+            self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=30)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, s.server.host, s.server.port)
+            await site.start()
+            sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+            if sockets:
+                self.port = int(sockets[0].getsockname()[1])
         self._route_via_gateway(managed)
         await self.supervisor.start()
         from voxmesh.stack.autoscale import AutoscaleLoop
@@ -166,6 +174,8 @@ class Stack:
             await self.jobs.stop()
         if self.gateway is not None:
             await self.gateway.close()
+        if self.fast is not None:
+            await self.fast.close()
         if self.runner is not None:
             await self.runner.cleanup()
         if self.supervisor is not None:

@@ -17,19 +17,21 @@ body over 2 MiB, as aiohttp's ``client_max_size`` answers). Every other method a
 goes, unchanged, to the aiohttp app through :class:`Relay`: jobs, admin, models, voices,
 metrics, health, and the 404/405 answers.
 
-Limits
-    The MT target rule duplicates ``Gateway._mt_target`` (which takes an aiohttp request);
-    tests/integration/test_fastpath.py compares the answers of both servers.
+Model resolution, the MT target rule and the caller label are the gateway's own
+(``Catalog.resolve``, ``Catalog.mt_target``, ``caller_label``), so both servers answer alike;
+tests/integration/test_fastpath.py compares their answers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from voxmesh.api.schemas import SpeechRequest, parse_body
-from voxmesh.errors import InvalidRequest, NotFound, UpstreamError, VoxmeshError
+from voxmesh.errors import InvalidRequest, UpstreamError, VoxmeshError
+from voxmesh.gateway.app import caller_label
 from voxmesh.gateway.fastpath.client import ConnectFailed, ConnectionBroken, ConnectionPool
 from voxmesh.gateway.fastpath.h1 import HOP_BY_HOP, header_lines
 from voxmesh.gateway.fastpath.server import Exchange, Request
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from voxmesh.gateway.app import Catalog
     from voxmesh.gateway.dataplane import DataPlane
 
-__all__ = ["HOT_BODY_LIMIT", "PEER_HEADER", "HotRoutes", "Relay", "mt_target"]
+__all__ = ["HOT_BODY_LIMIT", "PEER_HEADER", "HotRoutes", "Relay"]
 
 log = logging.getLogger(__name__)
 
@@ -59,27 +61,6 @@ def _content_type(req: Request) -> str:
     if raw is None:
         return "application/octet-stream"  # what aiohttp's request.content_type says
     return raw.decode("latin-1").partition(";")[0].strip().lower()
-
-
-def mt_target(catalog: Catalog, content_type: str, body: bytes) -> str:
-    """The deployment (or split) a translation request goes to; the rule of ``Gateway._mt_target``."""
-    model = None
-    if content_type == "application/json" and body:
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
-        if isinstance(data, dict) and isinstance(data.get("model"), str):
-            model = data["model"]
-    if model is not None:
-        routed = catalog.resolve(model)
-        if catalog.kind_of(routed) not in ("mt", "chat"):
-            raise InvalidRequest(f"model {model!r} is not a translation model", param="model")
-        return routed
-    for dep, kind in catalog.kinds.items():
-        if kind == "mt":
-            return dep
-    raise NotFound("no translation model is deployed: add a deployment with engine llamacpp")
 
 
 class Relay:
@@ -138,8 +119,10 @@ class Relay:
 class HotRoutes:
     """Dispatch: a hot route is validated and forwarded, anything else is relayed."""
 
-    def __init__(self, catalog: Catalog, dataplane: DataPlane, relay: Relay, relay_body_limit: int) -> None:
+    def __init__(self, catalog: Catalog, dataplane: DataPlane, relay: Relay, relay_body_limit: int,
+                 activate: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.catalog = catalog
+        self.activate = activate
         self.dataplane = dataplane
         self.relay = relay
         self.relay_body_limit = relay_body_limit
@@ -149,6 +132,7 @@ class HotRoutes:
             ("POST", "/detect"): self._translate,
             ("POST", "/v1/translations"): self._translate,
             ("GET", "/languages"): self._translate,
+            ("POST", "/v1/chat/completions"): self._translate,
         }
 
     def limit_for(self, method: str, path: str) -> int:
@@ -171,10 +155,12 @@ class HotRoutes:
 
     async def _forward(self, req: Request, ex: Exchange, routed: str, path: str) -> None:
         extra = b"".join(n + b": " + v + b"\r\n" for n, v in req.headers if n.lower() in _PASS)
-        caller = req.header(b"x-voxmesh-caller")
+        header = req.header(b"x-voxmesh-caller")
+        caller = caller_label(None if header is None else header.decode("latin-1"), req.peer)
+        if self.activate is not None and routed in self.catalog.kinds:
+            await self.activate(routed)  # scale from zero: hold while the first replica starts
         await self.dataplane.exchange(
-            ex, req.method, model=routed, path=path, body=req.body, extra=extra,
-            caller="client" if caller is None else caller.decode("latin-1"),
+            ex, req.method, model=routed, path=path, body=req.body, extra=extra, caller=caller,
         )  # fmt: skip
 
     async def _speech(self, req: Request, ex: Exchange) -> None:
@@ -185,5 +171,5 @@ class HotRoutes:
         await self._forward(req, ex, routed, "/v1/audio/speech")
 
     async def _translate(self, req: Request, ex: Exchange) -> None:
-        routed = mt_target(self.catalog, _content_type(req), req.body)
+        routed = self.catalog.mt_target(_content_type(req), req.body)
         await self._forward(req, ex, routed, req.url.decode("latin-1"))
