@@ -47,6 +47,9 @@ class ToneEngine:
     def phonemize(self, text: str, language: str) -> str:
         return text.lower()
 
+    def unknown_phonemes(self, phonemes: str, language: str) -> str:
+        return ""  # any symbol makes a tone
+
     def synthesize_segment(self, segment: Segment, voice: VoiceMix, speed: float, *,
                            threads: int | None = None) -> Pcm:
         t0 = time.monotonic()
