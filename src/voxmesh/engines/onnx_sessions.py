@@ -17,17 +17,22 @@ Algorithm
 
 Limits
     Memory: the weights are held twice (Piper ~60 MB, Kokoro int8 ~90 MB, so it is cheap).
-    With ``threads == 1`` both roles share one session.
+    With ``threads == 1`` both roles share one session. The narrow session is created in
+    the background after the wide one (start-up pays for one session creation), and until
+    it exists one-core grants run on the wide session.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
 from pathlib import Path
 
 import onnxruntime as ort
 
 __all__ = ["SessionPair", "make_session"]
+
+log = logging.getLogger(__name__)
 
 
 def make_session(model: Path | str | bytes, threads: int) -> ort.InferenceSession:
@@ -44,18 +49,41 @@ def make_session(model: Path | str | bytes, threads: int) -> ort.InferenceSessio
     return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-@dataclass(frozen=True)
 class SessionPair:
-    wide: ort.InferenceSession
-    narrow: ort.InferenceSession
-    threads: int
+    """The wide session is created at load; the narrow one in a background thread, so a
+    worker is ready (and serving lone requests at full speed) after one session creation,
+    not two. Until the narrow session exists, ``pick(1)`` answers the wide one."""
+
+    def __init__(self, wide: ort.InferenceSession, threads: int) -> None:
+        self.wide = wide
+        self.threads = threads
+        self._narrow: ort.InferenceSession | None = wide if threads <= 1 else None
+        self._narrow_ready = threading.Event()
+        if self._narrow is not None:
+            self._narrow_ready.set()
 
     @classmethod
     def load(cls, model: Path | str, threads: int) -> SessionPair:
         threads = max(1, threads)
-        narrow = make_session(model, 1)
-        wide = make_session(model, threads) if threads > 1 else narrow
-        return cls(wide=wide, narrow=narrow, threads=threads)
+        pair = cls(make_session(model, threads), threads)
+        if threads > 1:
+            threading.Thread(target=pair._make_narrow, args=(model,), name="ort-narrow", daemon=True).start()
+        return pair
+
+    def _make_narrow(self, model: Path | str) -> None:
+        try:
+            self._narrow = make_session(model, 1)
+        except Exception:  # the wide session keeps serving; log and carry on
+            log.exception("could not create the one-thread session; every request uses the wide one")
+        finally:
+            self._narrow_ready.set()
+
+    def wait_narrow(self, timeout: float | None = None) -> bool:
+        return self._narrow_ready.wait(timeout)
+
+    @property
+    def narrow(self) -> ort.InferenceSession:
+        return self._narrow if self._narrow is not None else self.wide
 
     def pick(self, threads: int | None) -> ort.InferenceSession:
         """``None`` means "the engine's default": all the threads it was loaded with."""
