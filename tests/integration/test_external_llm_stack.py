@@ -5,16 +5,12 @@ the two declared endpoints is dead: balancing, retries and the breaker keep clie
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from tests.integration.llama_server import free_port, llama_chat_server
 
 from voxmesh.deployments import DeploymentsConfig
 from voxmesh.settings import load_settings
@@ -26,48 +22,15 @@ pytest.importorskip("fastapi", reason="llama-cpp-python[server] deps (fastapi, u
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def chat_server() -> Iterator[str]:
-    from voxmesh.engines.llamacpp import packaged_model_path
-
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_model_path()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--chat_format", "gemma",
-         "--model_alias", "hy-mt-gpu"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/v1/models", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not start")
-                time.sleep(0.3)
+    with llama_chat_server("hy-mt-gpu") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
 async def stack(chat_server: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     cfg = DeploymentsConfig.model_validate({"deployments": [
         {"name": "hy-mt-gpu", "external": {"urls": [chat_server, dead], "kind": "chat"}},
         {"name": "mt-hy", "engine": "remote", "threads": 1, "replicas": {"min": 1, "max": 1},

@@ -3,15 +3,11 @@ an external process on loopback (``python -m llama_cpp.server``) with the packag
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from tests.integration.llama_server import llama_chat_server
 
 from voxmesh import errors
 from voxmesh.engines.remote import RemoteChatEngine
@@ -23,43 +19,10 @@ pytest.importorskip("fastapi", reason="llama-cpp-python[server] deps (fastapi, u
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def chat_server() -> Iterator[str]:
-    from voxmesh.engines.llamacpp import packaged_model_path
-
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_model_path()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--chat_format", "gemma",
-         "--model_alias", "gemma-mt"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/v1/models", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not start")
-                time.sleep(0.3)
+    with llama_chat_server("gemma-mt") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def test_translate_and_stream_through_llama_cpp_server(chat_server: str) -> None:
