@@ -178,6 +178,7 @@ def main() -> None:
     ap.add_argument("--conc", default="1,2,4,8")
     ap.add_argument("--raw-rounds", type=int, default=3)
     ap.add_argument("--raw-reps", type=int, default=3)
+    ap.add_argument("--raw-extra", type=int, default=4, help="extra tries for unclean raw repetitions")
     ap.add_argument("--quiet-max", type=float, default=300)
     ap.add_argument("--max-attempts", type=int, default=3)
     ap.add_argument("--wait-load", type=float, default=0.0, help="wait for load1 below this first (0: no)")
@@ -199,7 +200,7 @@ def main() -> None:
                                                             started=time.strftime("%Y-%m-%d %H:%M:%S"))))
     cmd = [str(work / "v_fastapi" / "bin" / "python"), str(work / "vox" / "driver.py"), "--plan", str(plan_path),
            "--tag", a.tag, "--duration", str(a.duration), "--warmup", str(a.warmup), "--conc", a.conc,
-           "--raw-rounds", str(a.raw_rounds), "--raw-reps", str(a.raw_reps), "--quiet-max", str(a.quiet_max),
+           "--raw-rounds", str(a.raw_rounds), "--raw-reps", str(a.raw_reps), "--raw-extra", str(a.raw_extra), "--quiet-max", str(a.quiet_max),
            "--max-attempts", str(a.max_attempts)]
     subprocess.run(cmd, cwd=work, check=True)
     write_report(work, a.tag, Path(a.report), command=" ".join(["benchmarks/peers.py", *sys.argv[1:]]))

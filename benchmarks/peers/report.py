@@ -87,11 +87,12 @@ def _goals(cfg: str, raws: dict[str, Any], levels: dict[str, Any], metas: dict[s
     out: list[str] = []
 
     def line(ok: bool | None, text: str) -> None:
-        out.append(f"- {'PASS' if ok else ('n/a' if ok is None else 'FAIL')}: {text}")
+        verdict = "n/a (raw reference not clean in this run)" if ok is None else ("PASS" if ok else "FAIL")
+        out.append(f"- {verdict}: {text}")
 
     if "lat_p50_s" in r1 and 1 in lv:
         ratio = lv[1]["p50_ms"] / (r1["lat_p50_s"] * 1000)
-        line(ratio <= 1.05, f"conc 1 p50 {lv[1]['p50_ms']:.0f} ms = {ratio:.3f}x raw 1x2 ({r1['lat_p50_s'] * 1000:.0f} ms); goal <= 1.05x")
+        line(None if r1.get("unclean") else ratio <= 1.05, f"conc 1 p50 {lv[1]['p50_ms']:.0f} ms = {ratio:.3f}x raw 1x2 ({r1['lat_p50_s'] * 1000:.0f} ms); goal <= 1.05x")
     # Throughput is compared in utterances per second: the sentences are the same for every
     # config, but voxmesh appends a punctuation pause after each sentence, so its WAVs are
     # ~4.5 % longer than piper-tts's and audio-s/s would flatter it.
@@ -99,7 +100,7 @@ def _goals(cfg: str, raws: dict[str, Any], levels: dict[str, Any], metas: dict[s
     if best:
         for c in sorted(k for k in lv if k >= 2):
             ratio = lv[c]["rps"] / best
-            line(ratio >= 0.97, f"conc {c} {lv[c]['rps']:.2f} req/s ({lv[c]['audio_s_per_s']:.2f} audio-s/s) = "
+            line(None if (r1.get("unclean") and r2.get("unclean")) else ratio >= 0.97, f"conc {c} {lv[c]['rps']:.2f} req/s ({lv[c]['audio_s_per_s']:.2f} audio-s/s) = "
                  f"{ratio:.3f}x best raw ({best:.2f} utt/s); goal >= 0.97x")
     if 8 in lv:
         ratio = lv[8]["p99_ms"] / lv[8]["p50_ms"]
@@ -112,6 +113,8 @@ def _goals(cfg: str, raws: dict[str, Any], levels: dict[str, Any], metas: dict[s
     if im:
         ref = ls or {"rss_mb": 617.8, "pss_mb": 457.1}
         src = "this run" if ls else "harness README"
+        if "kokoro" in cfg:
+            src += "; LitServe served Piper, a smaller model: indicative only"
         ok = im["rss_mb"] <= ref["rss_mb"] and im["pss_mb"] <= ref["pss_mb"]
         line(ok, f"idle RSS/PSS {im['rss_mb']:.0f}/{im['pss_mb']:.0f} MB vs LitServe w2 {ref['rss_mb']:.0f}/{ref['pss_mb']:.0f} MB ({src})")
     concs = sorted(lv)
