@@ -179,7 +179,8 @@ class WorkerApp:
         loop = asyncio.get_running_loop()
         encoder = plan.encoder()
         headers = {"X-Sample-Rate": str(plan.sample_rate), "X-Voxmesh-Model": self.model}
-        async with self.admission.slot() as slot:
+        # cost = characters to speak: the scheduler orders waiters by latest start time
+        async with self.admission.slot(cost=sum(len(seg.text) for seg in plan.segments)) as slot:
             if req.stream:
                 resp = web.StreamResponse(headers={**headers, "Content-Type": encoder.content_type})
                 resp.enable_chunked_encoding()
