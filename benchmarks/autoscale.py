@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -42,7 +44,10 @@ async def first_answer(stack: Stack, rep: Any, engine: str) -> None:
     else:
         voice = stack.catalog.voices.get(engine, [{"id": "default"}])[0]["id"]
         path, body = "/v1/audio/speech", {"model": engine, "input": "Hello.", "voice": voice, "response_format": "pcm"}
-    async with sup._session.post(base + path, json=body, ssl=sup.ssl) as resp:
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
+        base + path, json=body, ssl=sup.ssl
+    ) as resp:
         await resp.read()
         if resp.status != 200:
             raise RuntimeError(f"{engine}: first request answered {resp.status}")
