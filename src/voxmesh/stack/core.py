@@ -107,7 +107,7 @@ class Stack:
             await self.runner.setup()
             site = web.TCPSite(self.runner, s.server.host, s.server.port)
             await site.start()
-            sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+            sockets = site._server.sockets if site._server else []  # type: ignore[attr-defined]
             if sockets:
                 self.port = int(sockets[0].getsockname()[1])
         self._route_via_gateway(managed)
