@@ -1,0 +1,59 @@
+"""``make bench``: every benchmark with the command its report names, one after another.
+
+Benchmarks want a quiet machine: this waits (up to --wait-max seconds) for the 1-minute load
+average to fall below --load before each one, and says so when it gives up waiting.
+
+    .venv/bin/python benchmarks/run_all.py [--only tts gateway ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+BENCHES: dict[str, list[str]] = {
+    "tts": [PY, "benchmarks/tts.py", "--engines", "piper", "kokoro", "--rounds", "2", "--out", "benchmarks/reports/tts.md"],
+    "gateway": [PY, "benchmarks/gateway.py", "--report", "benchmarks/reports/gateway.md"],
+    "autoscale": [PY, "benchmarks/autoscale.py", "--engines", "piper", "kokoro", "llamacpp", "--repeats", "2"],
+    "autoscale_sim": [PY, "benchmarks/autoscale_sim.py", "--scale", "100", "--seed", "1"],
+    "jobs": [PY, "benchmarks/jobs.py", "--engine", "piper", "--chunks", "24", "--rounds", "3"],
+    "mt": [PY, "benchmarks/mt.py", "quality", "speed", "http", "gateway", "--threads", "1", "--batch-sizes", "1,8"],
+    "peers": [PY, "benchmarks/peers.py", "--wait-load", "0.5"],
+}
+
+
+def wait_quiet(limit: float, wait_max: float) -> None:
+    t0 = time.monotonic()
+    while os.getloadavg()[0] > limit:
+        if time.monotonic() - t0 > wait_max:
+            print(f"load average still {os.getloadavg()[0]:.2f} > {limit}: running anyway", file=sys.stderr)
+            return
+        time.sleep(15)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=sorted(BENCHES), default=list(BENCHES))
+    ap.add_argument("--load", type=float, default=1.0)
+    ap.add_argument("--wait-max", type=float, default=600.0)
+    args = ap.parse_args()
+    failed = []
+    for name in args.only:
+        wait_quiet(args.load, args.wait_max)
+        print(f"== {name}: {' '.join(BENCHES[name][1:])}", file=sys.stderr, flush=True)
+        if subprocess.run(BENCHES[name], cwd=ROOT).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
