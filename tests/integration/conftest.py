@@ -15,8 +15,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from voxmesh.engines.kokoro import KokoroEngine
+    from voxmesh.engines.piper import PiperEngine
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RABBIT_HOST = "127.0.0.1:5672"
@@ -132,3 +137,23 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+# ---- real TTS engines, loaded once per test module ------------------------------------
+
+@pytest.fixture(scope="module")
+def piper() -> Iterator[PiperEngine]:
+    from voxmesh.engines.piper import PiperEngine
+
+    engine = PiperEngine()
+    engine.load(2)
+    yield engine
+
+
+@pytest.fixture(scope="module")
+def kokoro() -> Iterator[KokoroEngine]:
+    from voxmesh.engines.kokoro import KokoroEngine
+
+    engine = KokoroEngine()
+    engine.load(2)
+    yield engine

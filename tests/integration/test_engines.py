@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -29,20 +28,6 @@ CHONG2 = "ꭧʰʊ↗ŋ"
 ZHONG4 = "ꭧʊ↘ŋ"
 HANG2 = "xa↗ŋ"
 XING2 = "ɕi↗ŋ"
-
-
-@pytest.fixture(scope="module")
-def piper() -> Iterator[PiperEngine]:
-    engine = PiperEngine()
-    engine.load(2)
-    yield engine
-
-
-@pytest.fixture(scope="module")
-def kokoro() -> Iterator[KokoroEngine]:
-    engine = KokoroEngine()
-    engine.load(2)
-    yield engine
 
 
 def _req(**kw: object) -> SpeechRequest:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 
 import jiwer
@@ -24,7 +23,6 @@ from tests.integration.asr import Transcriber
 from voxmesh.api.schemas import SpeechRequest
 from voxmesh.engines.base import TtsEngine
 from voxmesh.engines.kokoro import KokoroEngine
-from voxmesh.engines.piper import PiperEngine
 from voxmesh.text.normalize import normalize
 from voxmesh.text.pronunciation import PronunciationDictionary
 from voxmesh.worker.synthesis import plan_speech, render_all
@@ -58,20 +56,6 @@ def _norm_zh(text: str) -> str:
 @pytest.fixture(scope="module")
 def asr() -> Transcriber:
     return Transcriber(threads=2)
-
-
-@pytest.fixture(scope="module")
-def piper() -> Iterator[PiperEngine]:
-    engine = PiperEngine()
-    engine.load(2)
-    yield engine
-
-
-@pytest.fixture(scope="module")
-def kokoro() -> Iterator[KokoroEngine]:
-    engine = KokoroEngine()
-    engine.load(2)
-    yield engine
 
 
 def _transcripts(engine: TtsEngine, asr: Transcriber, sentences: list[str], language: str, voice: str,

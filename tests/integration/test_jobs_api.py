@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from ebooklib import epub
+from tests.epubs import make_epub
 
 from voxmesh.api.errors import error_middleware
 from voxmesh.errors import UnknownVoice, UpstreamError
@@ -29,26 +29,6 @@ from voxmesh.jobs.wiring import JobsStack, make_runner, open_jobs
 from voxmesh.settings import Settings
 
 SECRET = "whsec-test"
-
-
-def make_epub(chapters: list[tuple[str, str]]) -> bytes:
-    book = epub.EpubBook()
-    book.set_identifier("id1")
-    book.set_title("Test Book")
-    book.set_language("en")
-    items = []
-    for i, (title, body) in enumerate(chapters):
-        c = epub.EpubHtml(title=title, file_name=f"c{i}.xhtml", lang="en")
-        c.content = f"<html><body><h1>{title}</h1>{body}</body></html>"
-        book.add_item(c)
-        items.append(c)
-    book.toc = items
-    book.add_item(epub.EpubNcx())
-    book.add_item(epub.EpubNav())
-    book.spine = ["nav", *items]
-    buf = io.BytesIO()
-    epub.write_epub(buf, book)
-    return buf.getvalue()
 
 
 @dataclass

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import io
-
 import pytest
-from ebooklib import epub
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.epubs import make_epub
 
 from voxmesh.errors import InvalidRequest, PayloadTooLarge, UnsupportedFormat
 from voxmesh.jobs.ingest import (
@@ -16,26 +14,6 @@ from voxmesh.jobs.ingest import (
     plan_chunks,
     split_sentences,
 )
-
-
-def make_epub(chapters: list[tuple[str, str]]) -> bytes:
-    book = epub.EpubBook()
-    book.set_identifier("id1")
-    book.set_title("Test Book")
-    book.set_language("en")
-    items = []
-    for i, (title, body) in enumerate(chapters):
-        c = epub.EpubHtml(title=title, file_name=f"c{i}.xhtml", lang="en")
-        c.content = f"<html><body><h1>{title}</h1>{body}</body></html>"
-        book.add_item(c)
-        items.append(c)
-    book.toc = items
-    book.add_item(epub.EpubNcx())
-    book.add_item(epub.EpubNav())
-    book.spine = ["nav", *items]
-    buf = io.BytesIO()
-    epub.write_epub(buf, book)
-    return buf.getvalue()
 
 
 def test_split_sentences() -> None:
