@@ -4,9 +4,9 @@
 ``load(threads)`` and ``warm_up()``. Factories import their engine module lazily, so a worker
 for one engine never imports another engine's heavy dependencies.
 
-Extension point: another engine registers itself with :func:`register_engine` (for example
-``register_engine("llamacpp", _llamacpp_factory)`` in ``engines/llamacpp.py``, imported from
-the MT worker's start-up), or is added to ``_BUILTIN`` below. A factory takes the options
+Built in: piper, kokoro (TTS), llamacpp and remote (MT), tone (the deterministic test
+engine). Extension point: another engine registers itself with :func:`register_engine`, or is
+added to ``_BUILTIN`` below. A factory takes the options
 mapping from the deployment and must reject options it does not know (``ConfigError``).
 """
 
@@ -45,7 +45,31 @@ def _kokoro(options: Mapping[str, Any]) -> Any:
     return KokoroEngine()
 
 
-_BUILTIN: dict[str, Factory] = {"piper": _piper, "kokoro": _kokoro}
+def _tone(options: Mapping[str, Any]) -> Any:
+    from voxmesh.engines.tone import ToneEngine
+
+    _check_options("tone", options, {"sample_rate", "ms_per_char", "delay_s"})
+    return ToneEngine(**options)
+
+
+def _llamacpp(options: Mapping[str, Any]) -> Any:
+    from voxmesh.engines.llamacpp import LlamaCppEngine
+
+    return LlamaCppEngine(**options)
+
+
+def _remote(options: Mapping[str, Any]) -> Any:
+    from voxmesh.engines.remote import RemoteChatEngine
+
+    opts = dict(options)
+    if "base_url" not in opts:
+        raise ConfigError("engine remote needs options.base_url (an OpenAI-compatible chat server) or options.via")
+    return RemoteChatEngine(opts.pop("base_url"), **opts)
+
+
+_BUILTIN: dict[str, Factory] = {
+    "piper": _piper, "kokoro": _kokoro, "tone": _tone, "llamacpp": _llamacpp, "remote": _remote,
+}
 _REGISTRY: dict[str, Factory] = dict(_BUILTIN)
 
 

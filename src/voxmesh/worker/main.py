@@ -42,27 +42,9 @@ class MeshArgs:
 
 
 def build_engine(engine: str, options: dict[str, Any]) -> Any:
-    if engine == "tone":
-        from voxmesh.engines.tone import ToneEngine
-
-        return ToneEngine(**options)
-    if engine == "remote":
-        from voxmesh.engines.remote import RemoteChatEngine
-
-        opts = dict(options)
-        if "base_url" not in opts:
-            raise ConfigError("engine remote needs options.base_url (an OpenAI-compatible chat server) or options.via")
-        return RemoteChatEngine(opts.pop("base_url"), **opts)
-    if engine == "llamacpp":
-        from voxmesh.engines.llamacpp import LlamaCppEngine
-
-        return LlamaCppEngine(**options)
     from voxmesh.engines.registry import create_engine
 
-    try:
-        return create_engine(engine, options)
-    except KeyError as exc:
-        raise ConfigError(f"unknown engine {engine!r}: use piper, kokoro, llamacpp or tone") from exc
+    return create_engine(engine, options)
 
 
 def _load_dictionary(path: Path | None) -> Any:
