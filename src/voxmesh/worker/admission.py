@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from voxmesh.errors import Overloaded
@@ -30,12 +31,14 @@ class Slot:
         self.ticket = ticket
 
     def threads(self) -> int:
-        return self._admission.scheduler.threads_for(self.ticket)
+        return self._admission.scheduler.threads_for(self.ticket, now=self._admission.now())
 
 
 class Admission:
-    def __init__(self, cores: int, max_queue: int, retry_after_s: float = 1.0) -> None:
-        self.scheduler = CoreScheduler(cores, max_queue)
+    def __init__(self, cores: int, max_queue: int, retry_after_s: float = 1.0, calm_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.scheduler = CoreScheduler(cores, max_queue, calm_s=calm_s)
+        self.now = clock
         self._tickets = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self.retry_after_s = retry_after_s
@@ -66,7 +69,7 @@ class Admission:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters[ticket] = waiter
-        admit, _grant = self.scheduler.submit(ticket, now=loop.time(), cost=cost * self.seconds_per_unit)
+        admit, _grant = self.scheduler.submit(ticket, now=self.now(), cost=cost * self.seconds_per_unit)
         if admit is Admit.REJECTED:
             del self._waiters[ticket]
             self.rejected += 1
@@ -78,12 +81,12 @@ class Admission:
             waiter.set_result(None)
         try:
             await waiter
-            t_start = loop.time()
+            t_start = self.now()
             yield Slot(self, ticket)
-            self._learn(cost, loop.time() - t_start)
+            self._learn(cost, self.now() - t_start)
         finally:
             self._waiters.pop(ticket, None)
-            for grant in self.scheduler.release(ticket):
+            for grant in self.scheduler.release(ticket, now=self.now()):
                 started = self._waiters.get(grant.ticket)
                 if started is not None and not started.done():
                     started.set_result(None)

@@ -70,7 +70,7 @@ class WorkerApp:
         self.settings = settings
         self.cores = cores
         self.dictionary = dictionary
-        self.admission = Admission(cores, settings.max_queue)
+        self.admission = Admission(cores, settings.max_queue, calm_s=settings.calm_s)
         self.pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="infer")
         self.ready = False
         self.stats = WorkerStats()
@@ -152,6 +152,10 @@ class WorkerApp:
             "# HELP voxmesh_worker_rejected_total requests refused with 503 because the queue was full",
             "# TYPE voxmesh_worker_rejected_total counter",
             f'voxmesh_worker_rejected_total{{model="{m}"}} {self.admission.rejected}',
+            "# HELP voxmesh_worker_segment_grants_total segments started, by thread count (all cores or one)",
+            "# TYPE voxmesh_worker_segment_grants_total counter",
+            f'voxmesh_worker_segment_grants_total{{model="{m}",threads="all"}} {self.admission.scheduler.wide_grants}',
+            f'voxmesh_worker_segment_grants_total{{model="{m}",threads="1"}} {self.admission.scheduler.narrow_grants}',
             "# HELP voxmesh_worker_requests_total requests answered, by status",
             "# TYPE voxmesh_worker_requests_total counter",
         ]

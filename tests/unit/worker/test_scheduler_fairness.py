@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -246,3 +247,48 @@ async def test_admission_learns_seconds_per_unit_and_orders_by_it() -> None:
     gate.set()
     await asyncio.gather(first, short, long)
     assert order == ["first", "long", "short"]
+
+
+# ---- hysteresis (calm_s) -----------------------------------------------------------------------
+
+
+def test_after_contention_a_lone_request_stays_on_one_core_until_calm() -> None:
+    s = CoreScheduler(cores=2, max_queue=8, calm_s=1.0)
+    assert s.submit(1, now=0.0) == (Admit.RUN, Grant(1, 2))  # never contended: all cores
+    assert s.submit(2, now=0.1) == (Admit.RUN, Grant(2, 1))  # contention at 0.1
+    s.release(1, now=0.5)
+    s.release(2, now=0.6)
+    # concurrency 2 between answers: the worker is empty for a moment, but it was busy 0.4 s ago
+    assert s.submit(3, now=0.61) == (Admit.RUN, Grant(3, 1))
+    s.release(3, now=0.9)
+    assert s.submit(4, now=1.05) == (Admit.RUN, Grant(4, 1))  # 0.95 s since the last contention
+    assert s.threads_for(4, now=1.2) == 2  # calm for 1.1 s: the lone request widens
+    assert (s.wide_grants, s.narrow_grants) == (1, 0)  # counted per segment (threads_for)
+
+
+def test_a_queued_request_counts_as_contention() -> None:
+    s = CoreScheduler(cores=1, max_queue=8, calm_s=0.5)
+    s.submit(1, now=0.0)
+    s.submit(2, now=3.0)  # waits: contention at 3.0
+    assert s.release(1, now=3.2) == [Grant(2, 1)]
+    s2 = CoreScheduler(cores=2, max_queue=8, calm_s=0.5)
+    s2.submit(1, now=0.0)
+    s2.submit(2, now=0.0)
+    s2.submit(3, now=2.0)  # queued at 2.0
+    s2.release(1, now=2.1)  # 3 starts beside 2
+    s2.release(2, now=2.2)
+    assert s2.threads_for(3, now=2.3) == 1  # alone, but 0.2 s after the last contention (3 started beside 2)
+    assert s2.threads_for(3, now=2.8) == 2
+
+
+def test_calm_zero_decides_on_the_instant() -> None:
+    s = CoreScheduler(cores=2, max_queue=8)
+    s.submit(1, now=5.0)
+    s.submit(2, now=5.0)
+    s.release(2, now=5.0)
+    assert s.threads_for(1, now=5.0) == 2
+
+
+def test_negative_calm_is_refused() -> None:
+    with pytest.raises(ValueError, match="calm_s"):
+        CoreScheduler(cores=2, max_queue=8, calm_s=-1.0)
