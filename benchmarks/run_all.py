@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 BENCHES: dict[str, list[str]] = {
-    "tts": [PY, "benchmarks/tts.py", "--engines", "piper", "kokoro", "--rounds", "2", "--out", "benchmarks/reports/tts.md"],
+    "tts": [PY, "benchmarks/tts.py", "--engines", "piper", "--reps", "5", "--out", "benchmarks/reports/tts.md"],
+    "tts_kokoro": [PY, "benchmarks/tts.py", "--engines", "kokoro", "--reps", "3", "--sentences", "8",
+                   "--out", "benchmarks/reports/tts_kokoro.md"],
     "gateway": [PY, "benchmarks/gateway.py", "--report", "benchmarks/reports/gateway.md"],
     "autoscale": [PY, "benchmarks/autoscale.py", "--engines", "piper", "kokoro", "llamacpp", "--repeats", "2"],
     "autoscale_sim": [PY, "benchmarks/autoscale_sim.py", "--scale", "100", "--seed", "1"],

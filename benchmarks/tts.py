@@ -9,7 +9,8 @@ Throughput is audio seconds produced per wall second; the targets are served >= 
 Then a ~1,000-character paragraph is streamed through the API and its time to first audio
 byte is compared with the time to synthesize its first sentence alone (target <= 1.2x).
 
-    .venv/bin/python benchmarks/tts.py --engines piper kokoro --rounds 2 --out benchmarks/reports/tts.md
+    .venv/bin/python benchmarks/tts.py --engines piper --reps 5 --out benchmarks/reports/tts.md
+    .venv/bin/python benchmarks/tts.py --engines kokoro --reps 3 --sentences 8 --out benchmarks/reports/tts_kokoro.md
 """
 
 from __future__ import annotations
@@ -162,57 +163,75 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def bench_engine(name: str, rounds: int, tmp: Path) -> dict[str, Any]:
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def _summary(windows: list[dict[str, float]]) -> dict[str, Any]:
+    return {"audio_s_per_s": _median([w["audio_s_per_s"] for w in windows]),
+            "p50_ms": _median([w["p50_ms"] for w in windows]),
+            "windows": [round(w["audio_s_per_s"], 2) for w in windows]}
+
+
+def bench_engine(name: str, rounds: int, reps: int, sentences: int, tmp: Path) -> dict[str, Any]:
+    """Raw, worker and API of one engine, all three up at once and measured in rotation
+    (raw c1, raw c2, worker c1, ... then again), ``reps`` times: each row is the median of
+    its windows, so a noisy minute on the machine hits every row alike."""
     engine = create_engine(name, {})
     cores = os.cpu_count() or 2
     engine.load(cores)
     engine.warm_up()
     voice = VOICES[name] or engine.voices()[0].id
     rate = engine.capabilities().sample_rate
-    items = texts() * rounds
-    out: dict[str, Any] = {"engine": name, "voice": voice, "sentences": len(items)}
-    raw_throughput(engine, voice, items[:4], 1)  # warm the narrow path too
-    out["raw"] = {c: raw_throughput(engine, voice, items, c) for c in (1, 2)}
+    items = texts()[:sentences] * rounds
+    out: dict[str, Any] = {"engine": name, "voice": voice, "sentences": len(items), "reps": reps}
+    raw_throughput(engine, voice, items[:4], 2)  # warm the narrow path too
 
-    # first sentence alone vs first streamed byte of the paragraph
-    dictionary = PronunciationDictionary.default()
-    first_sentence = PARAGRAPH.split(". ")[0] + "."
-    times = []
-    for _ in range(3):
-        t0 = time.monotonic()
-        plan = plan_speech(SpeechRequest(model="x", input=first_sentence, voice=voice, response_format="pcm"),
-                           engine, dictionary)
-        render_all(engine, plan, cores)
-        times.append(time.monotonic() - t0)
-    out["first_sentence_s"] = min(times)
-    del engine
-
-    port = free_port()
-    worker = start([sys.executable, "-m", "voxmesh", "worker", "--engine", name, "--model", name,
-                    "--port", str(port), "--threads", str(cores)], tmp / f"worker-{name}.log")
-    try:
-        out["worker_start_s"] = wait_http(f"http://127.0.0.1:{port}/readyz")
-        url = f"http://127.0.0.1:{port}"
-        asyncio.run(served_throughput(url, name, voice, items[:4], 1, rate))
-        out["worker"] = {c: asyncio.run(served_throughput(url, name, voice, items, c, rate)) for c in (1, 2)}
-    finally:
-        stop(worker)
-
+    wport, aport = free_port(), free_port()
     cfg = tmp / f"{name}.yaml"
     cfg.write_text(json.dumps({"deployments": [{"name": name, "engine": name, "threads": cores,
                                                 "replicas": {"min": 1, "max": 1, "warm": 0}}]}))
-    port = free_port()
-    up = start([sys.executable, "-m", "voxmesh", "--config", str(cfg), "up", "--port", str(port),
-                "--data-dir", str(tmp / f"data-{name}")], tmp / f"up-{name}.log")
+    worker = start([sys.executable, "-m", "voxmesh", "worker", "--engine", name, "--model", name,
+                    "--port", str(wport), "--threads", str(cores)], tmp / f"worker-{name}.log")
+    up: subprocess.Popen[bytes] | None = None
     try:
-        out["api_start_s"] = wait_http(f"http://127.0.0.1:{port}/readyz")
-        url = f"http://127.0.0.1:{port}"
-        asyncio.run(served_throughput(url, name, voice, items[:4], 1, rate))
-        out["api"] = {c: asyncio.run(served_throughput(url, name, voice, items, c, rate)) for c in (1, 2)}
-        ttfbs = [asyncio.run(first_byte(url, name, voice, PARAGRAPH)) for _ in range(3)]
+        out["worker_start_s"] = wait_http(f"http://127.0.0.1:{wport}/readyz")
+        up = start([sys.executable, "-m", "voxmesh", "--config", str(cfg), "up", "--port", str(aport),
+                    "--data-dir", str(tmp / f"data-{name}")], tmp / f"up-{name}.log")
+        out["api_start_s"] = wait_http(f"http://127.0.0.1:{aport}/readyz")
+        urls = {"worker": f"http://127.0.0.1:{wport}", "api": f"http://127.0.0.1:{aport}"}
+        for url in urls.values():  # first requests and the narrow sessions' background warm-up
+            asyncio.run(served_throughput(url, name, voice, items[:4], 2, rate))
+        windows: dict[str, dict[int, list[dict[str, float]]]] = {p: {1: [], 2: []} for p in ("raw", *urls)}
+        for rep in range(reps):
+            print(f"  {name}: rotation {rep + 1}/{reps}", file=sys.stderr, flush=True)
+            for c in (1, 2):
+                windows["raw"][c].append(raw_throughput(engine, voice, items, c))
+                for path, url in urls.items():
+                    windows[path][c].append(asyncio.run(served_throughput(url, name, voice, items, c, rate)))
+        for path, by_conc in windows.items():
+            out[path] = {c: _summary(ws) for c, ws in by_conc.items()}
+        # first sentence alone (in process, all cores) vs first streamed byte of the paragraph;
+        # the pause lets the worker's scheduler leave one-core mode (worker.calm_s, 1 s)
+        time.sleep(2.0)
+        dictionary = PronunciationDictionary.default()
+        first_sentence = PARAGRAPH.split(". ")[0] + "."
+        times = []
+        for _ in range(3):
+            t0 = time.monotonic()
+            plan = plan_speech(SpeechRequest(model="x", input=first_sentence, voice=voice, response_format="pcm"),
+                               engine, dictionary)
+            render_all(engine, plan, cores)
+            times.append(time.monotonic() - t0)
+        out["first_sentence_s"] = min(times)
+        ttfbs = [asyncio.run(first_byte(urls["api"], name, voice, PARAGRAPH)) for _ in range(3)]
         out["ttfb_s"] = sorted(ttfbs)[1]
     finally:
-        stop(up)
+        stop(worker)
+        if up is not None:
+            stop(up)
     return out
 
 
@@ -220,20 +239,23 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, load_before:
     lines = [
         "# TTS: raw engine vs served (worker, public API)",
         "",
-        f"Command: `.venv/bin/python benchmarks/tts.py --engines {' '.join(args.engines)} --rounds {args.rounds}`",
+        f"Command: `{' '.join(['.venv/bin/python', 'benchmarks/tts.py', *sys.argv[1:]])}`",
+        "",
         f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
         f"1-minute load average before the run: {load_before:.2f}. Closed loop, pcm responses, "
-        "audio seconds per wall second, the same sentences (tests/data/tts/en_sentences.txt) for every row.",
+        "audio seconds per wall second, the same sentences (tests/data/tts/en_sentences.txt) for every row. "
+        "Raw (in this process), the worker and the public API were all up at once and measured in rotation; "
+        "each row is the median of its windows (all windows listed), the ratio is of those medians.",
         "",
-        "| engine | path | conc | audio-s/s | p50 ms | vs raw (same conc) |",
-        "|---|---|---|---|---|---|",
+        "| engine | path | conc | audio-s/s (median) | p50 ms | vs raw (same conc) | windows audio-s/s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for path in ("raw", "worker", "api"):
             for c, m in r[path].items():
                 ratio = m["audio_s_per_s"] / r["raw"][c]["audio_s_per_s"]
                 lines.append(f"| {r['engine']} | {path} | {c} | {m['audio_s_per_s']:.2f} | {m['p50_ms']:.0f} | "
-                             f"{ratio:.3f}x |")
+                             f"{ratio:.3f}x | {', '.join(str(w) for w in m['windows'])} |")
     lines += ["", "Time to first audio byte of a streamed 1,000-character paragraph (through the API) vs "
               "synthesizing its first sentence alone in process (target <= 1.2x):", "",
               "| engine | first sentence alone s | streamed TTFB s | ratio | worker start s | stack start s |",
@@ -247,7 +269,9 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, load_before:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--engines", nargs="+", default=["piper", "kokoro"])
-    ap.add_argument("--rounds", type=int, default=2, help="passes over the 20 sentences per row")
+    ap.add_argument("--rounds", type=int, default=1, help="passes over the sentences per window")
+    ap.add_argument("--reps", type=int, default=5, help="rotations over raw/worker/api x conc 1/2")
+    ap.add_argument("--sentences", type=int, default=20, help="how many of the 20 sentences per window")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
@@ -255,7 +279,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         for name in args.engines:
             print(f"benchmarking {name}...", file=sys.stderr, flush=True)
-            results.append(bench_engine(name, args.rounds, Path(d)))
+            results.append(bench_engine(name, args.rounds, args.reps, args.sentences, Path(d)))
     text = report(results, args, load_before)
     print(text)
     if args.out:
