@@ -88,20 +88,38 @@ def _logging(args: argparse.Namespace, level: str) -> None:
 def _cmd_worker(args: argparse.Namespace) -> int:
     import os
 
-    from voxmesh.worker.main import MeshArgs, run_worker
+    from voxmesh.worker.preload import start_preload
 
-    settings = _settings(args)
-    _logging(args, settings.log_level)  # type: ignore[attr-defined]
     try:
         options = json.loads(args.options)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--options is not valid JSON: {exc}") from exc
+    if not isinstance(options, dict):
+        raise ConfigError(f"--options must be a JSON object, got {args.options!r}")
     threads = args.threads or os.cpu_count() or 1
-    run_worker(settings, engine=args.engine, model=args.model, host=args.host, port=args.port,  # type: ignore[arg-type]
-               threads=threads, options=options, dictionary=args.dictionary,
-               mesh=MeshArgs(args.mesh_dir, args.key_dir, args.gateway_url, args.token, args.ca_fingerprint,
-                             args.trust_domain))
-    return 0
+    # the model loads on one core while the web stack imports on the other
+    preload = start_preload(args.engine, options, threads)
+
+    from voxmesh.worker.main import MeshArgs, run_worker
+
+    code = 0
+    try:
+        settings = _settings(args)
+        _logging(args, settings.log_level)  # type: ignore[attr-defined]
+        run_worker(settings, engine=args.engine, model=args.model, host=args.host, port=args.port,  # type: ignore[arg-type]
+                   threads=threads, options=options, dictionary=args.dictionary,
+                   mesh=MeshArgs(args.mesh_dir, args.key_dir, args.gateway_url, args.token, args.ca_fingerprint,
+                                 args.trust_domain), preload=preload)
+    except VoxmeshError as exc:
+        print(f"voxmesh: {exc.message}", file=sys.stderr)
+        code = 2 if isinstance(exc, ConfigError) else 1
+    # The worker has drained (or never served). Leave without tearing the interpreter down:
+    # onnxruntime threads still loading or warming abort the process in teardown
+    # ("terminate called without an active exception").
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _cmd_up(args: argparse.Namespace) -> int:

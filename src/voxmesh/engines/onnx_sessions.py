@@ -29,7 +29,8 @@ Start-up
     grants run on the wide session. Given a ``warm_feed`` (the engine's inputs for one
     sentence), the background thread runs it once on the new narrow session before
     publishing it, so no request pays a first run. With ``threads == 1`` both roles share
-    one session.
+    one session. The background thread runs at the lowest CPU priority (nice 19, that thread
+    only), so on a busy start it takes only the CPU nobody waiting needs.
 
 Limits
     The arena keeps its high-water mark. Concurrent runs of sentences of different lengths
@@ -44,7 +45,10 @@ Limits
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -108,11 +112,19 @@ class SessionPair:
         threads = max(1, threads)
         pair = cls(make_session(model, threads), threads)
         if threads > 1:
-            threading.Thread(target=pair._make_narrow, args=(model, warm_feed), name="ort-narrow",
-                             daemon=True).start()
+            thread = threading.Thread(target=pair._make_narrow, args=(model, warm_feed), name="ort-narrow",
+                                      daemon=True)
+            thread.start()
+            # a daemon thread still inside onnxruntime when the interpreter tears down
+            # crashes the process (SIGSEGV on a SIGTERM during start-up): wait for it
+            atexit.register(thread.join, 30.0)
         return pair
 
     def _make_narrow(self, model: Path | str, warm_feed: Callable[[], dict[str, Any]] | None) -> None:
+        # Lowest CPU priority for this thread only: the wide session's warm-up and the first
+        # requests, which a client is waiting for, go first on a busy machine.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         try:
             narrow = make_session(model, 1)
             if warm_feed is not None:

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from voxmesh.errors import ConfigError
 from voxmesh.settings import Settings
+from voxmesh.worker.preload import Preload
 from voxmesh.worker.server import WorkerApp, build_worker_app
 
 __all__ = ["MeshArgs", "build_engine", "run_worker"]
@@ -101,7 +102,12 @@ async def serve_worker(worker: WorkerApp, host: str, port: int, mesh: MeshArgs, 
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=60)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_ctx)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                          "stop what holds the port or pick another --port") from exc
     log.info("worker %s (%s) listening on %s://%s:%d", worker.model, worker.engine_name,
              "https" if ssl_ctx else "http", host, port)
     stop = asyncio.Event()
@@ -126,12 +132,14 @@ def run_worker(
     options: dict[str, Any],
     dictionary: Path | None,
     mesh: MeshArgs,
+    preload: Preload | None = None,
 ) -> None:
+    """``preload``: the engine, already loading (see :mod:`voxmesh.worker.preload`)."""
     import uvloop
 
-    eng = build_engine(engine, options)
+    eng = preload.engine if preload is not None else build_engine(engine, options)
     worker = WorkerApp(
         eng, model=model, engine_name=engine, settings=settings.worker, cores=threads,
-        dictionary=_load_dictionary(dictionary),
+        dictionary=_load_dictionary(dictionary), preloaded=preload.loaded if preload is not None else None,
     )
     uvloop.run(serve_worker(worker, host, port, mesh, settings))

@@ -22,7 +22,7 @@ import logging
 import os
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,8 +63,10 @@ class WorkerApp:
         cores: int,
         dictionary: Any = None,
         rng: random.Random | None = None,
+        preloaded: Future[None] | None = None,
     ) -> None:
         self.engine = engine
+        self.preloaded = preloaded  # engine.load already running elsewhere (worker/preload.py)
         self.model = model
         self.engine_name = engine_name
         self.settings = settings
@@ -82,7 +84,9 @@ class WorkerApp:
         loop = asyncio.get_running_loop()
         t0 = time.monotonic()
         # engines that front a remote server (engines/remote.py) have nothing to load
-        if hasattr(self.engine, "load"):
+        if self.preloaded is not None:
+            await asyncio.wrap_future(self.preloaded)
+        elif hasattr(self.engine, "load"):
             await loop.run_in_executor(self.pool, self.engine.load, self.cores)
         if hasattr(self.engine, "warm_up"):
             await loop.run_in_executor(self.pool, self.engine.warm_up)
