@@ -221,3 +221,12 @@ def test_warm_up_and_capabilities(piper: PiperEngine, kokoro: KokoroEngine) -> N
     caps = kokoro.capabilities()
     assert caps.sample_rate == 24000 and caps.languages == ("en", "zh", "ja") and caps.voice_blending
     assert [v.id for v in kokoro.voices()] == ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+
+
+def test_kokoro_loads_zh_and_ja_g2p_in_the_background(kokoro: KokoroEngine, caplog: pytest.LogCaptureFixture) -> None:
+    thread = kokoro._warm_g2p_later((("zh", "你好。"), ("ja", "こんにちは。"), ("xx", "no such language")))
+    thread.join(60)
+    assert not thread.is_alive()
+    assert {"zh", "ja"} <= set(kokoro._g2p)
+    assert "could not preload the xx G2P" in caplog.text  # logged, not raised: the request reports it
+    assert kokoro.phonemize("重庆", "zh")
