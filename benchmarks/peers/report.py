@@ -241,12 +241,12 @@ def write_report(work: Path, tag: str, out: Path, command: str | None) -> None:
             L.extend(g)
 
     # ---- plots ---------------------------------------------------------------------------
-    png = out.parent / "peers.png"
+    png = out.with_suffix(".png")
     _plot(levels, raws, piper_cfgs, ["raw-piper-1x2", "raw-piper-2x1"], png,
           "Piper joe: throughput and p99 vs concurrency (2 cores)")
     L.append(f"\n![throughput and p99, piper]({png.name})\n")
     if kok_cfgs:
-        png2 = out.parent / "peers_kokoro.png"
+        png2 = out.with_name(out.stem + "_kokoro.png")
         _plot(levels, raws, kok_cfgs, ["raw-vox-kokoro-1x2", "raw-vox-kokoro-2x1"], png2,
               "Kokoro int8: throughput and p99 vs concurrency (2 cores)")
         L.append(f"![throughput and p99, kokoro]({png2.name})\n")
@@ -294,8 +294,9 @@ def write_report(work: Path, tag: str, out: Path, command: str | None) -> None:
             env = " ".join(f"{k}={v}" for k, v in m.get("env", {}).items())
             L.append(f"- {cfg}: `{env + ' ' if env else ''}{m['cmd']}` {m.get('note', '')}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    extra = Path(__file__).with_name("analysis.md")  # hand-written findings, kept across re-renders
-    if extra.exists():
+    # hand-written findings about the committed main run (peers.md), kept across re-renders
+    extra = Path(__file__).with_name("analysis.md")
+    if extra.exists() and out.name == "peers.md":
         L.append("\n" + extra.read_text())
     out.write_text("\n".join(L) + "\n")
     print(f"wrote {out} and {png}")
