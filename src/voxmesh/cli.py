@@ -106,10 +106,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         _logging(args, settings.log_level)  # type: ignore[attr-defined]
-        run_worker(settings, engine=args.engine, model=args.model, host=args.host, port=args.port,  # type: ignore[arg-type]
-                   threads=threads, options=options, dictionary=args.dictionary,
+        run_worker(settings, preload=preload, engine=args.engine, model=args.model,  # type: ignore[arg-type]
+                   host=args.host, port=args.port, threads=threads, dictionary=args.dictionary,
                    mesh=MeshArgs(args.mesh_dir, args.key_dir, args.gateway_url, args.token, args.ca_fingerprint,
-                                 args.trust_domain), preload=preload)
+                                 args.trust_domain))
     except VoxmeshError as exc:
         print(f"voxmesh: {exc.message}", file=sys.stderr)
         code = 2 if isinstance(exc, ConfigError) else 1

@@ -27,7 +27,7 @@ from voxmesh.settings import Settings
 from voxmesh.worker.preload import Preload
 from voxmesh.worker.server import WorkerApp, build_worker_app
 
-__all__ = ["MeshArgs", "build_engine", "run_worker"]
+__all__ = ["MeshArgs", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,6 @@ class MeshArgs:
     token: str | None = None
     ca_fingerprint: str | None = None
     trust_domain: str = "voxmesh.local"
-
-
-def build_engine(engine: str, options: dict[str, Any]) -> Any:
-    from voxmesh.engines.registry import create_engine
-
-    return create_engine(engine, options)
 
 
 def _load_dictionary(path: Path | None) -> Any:
@@ -124,22 +118,20 @@ async def serve_worker(worker: WorkerApp, host: str, port: int, mesh: MeshArgs, 
 def run_worker(
     settings: Settings,
     *,
+    preload: Preload,
     engine: str,
     model: str,
     host: str,
     port: int,
     threads: int,
-    options: dict[str, Any],
     dictionary: Path | None,
     mesh: MeshArgs,
-    preload: Preload | None = None,
 ) -> None:
     """``preload``: the engine, already loading (see :mod:`voxmesh.worker.preload`)."""
     import uvloop
 
-    eng = preload.engine if preload is not None else build_engine(engine, options)
     worker = WorkerApp(
-        eng, model=model, engine_name=engine, settings=settings.worker, cores=threads,
-        dictionary=_load_dictionary(dictionary), preloaded=preload.loaded if preload is not None else None,
+        preload.engine, model=model, engine_name=engine, settings=settings.worker, cores=threads,
+        dictionary=_load_dictionary(dictionary), preloaded=preload.loaded,
     )
     uvloop.run(serve_worker(worker, host, port, mesh, settings))
