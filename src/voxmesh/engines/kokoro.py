@@ -31,12 +31,9 @@ Limits
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import importlib.resources as res
 import json
 import logging
-import os
 import re
 import threading
 from typing import Any
@@ -44,6 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from voxmesh.background import start_background
 from voxmesh.engines.base import WARM_PHONEMES, Capabilities, Pcm, Segment, Span, Voice, VoiceMix
 from voxmesh.engines.onnx_sessions import SessionPair
 from voxmesh.errors import EngineError, UnknownVoice, UnsupportedLanguage
@@ -113,18 +111,13 @@ class KokoroEngine:
 
     def _warm_g2p_later(self, samples: tuple[tuple[str, str], ...]) -> threading.Thread:
         def run() -> None:
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
             for lang, text in samples:
                 try:
                     self.phonemize(text, lang)
                 except Exception:  # the request that needs it will load it and report the error
                     log.exception("could not preload the %s G2P", lang)
 
-        thread = threading.Thread(target=run, name="kokoro-g2p", daemon=True)
-        thread.start()
-        atexit.register(thread.join, 60.0)  # never tear the interpreter down under a loading G2P
-        return thread
+        return start_background(run, name="kokoro-g2p", low_priority=True)
 
     def _warm_feed(self) -> dict[str, Any]:
         tokens = [self._vocab[c] for c in WARM_PHONEMES if c in self._vocab]

@@ -45,16 +45,15 @@ Limits
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
+
+from voxmesh.background import start_background
 
 __all__ = ["SessionPair", "make_session"]
 
@@ -112,19 +111,12 @@ class SessionPair:
         threads = max(1, threads)
         pair = cls(make_session(model, threads), threads)
         if threads > 1:
-            thread = threading.Thread(target=pair._make_narrow, args=(model, warm_feed), name="ort-narrow",
-                                      daemon=True)
-            thread.start()
-            # a daemon thread still inside onnxruntime when the interpreter tears down
-            # crashes the process (SIGSEGV on a SIGTERM during start-up): wait for it
-            atexit.register(thread.join, 30.0)
+            # low priority: the wide session's warm-up and the first requests go first
+            start_background(lambda: pair._make_narrow(model, warm_feed), name="ort-narrow", low_priority=True,
+                             join_at_exit_s=30.0)
         return pair
 
     def _make_narrow(self, model: Path | str, warm_feed: Callable[[], dict[str, Any]] | None) -> None:
-        # Lowest CPU priority for this thread only: the wide session's warm-up and the first
-        # requests, which a client is waiting for, go first on a busy machine.
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         try:
             narrow = make_session(model, 1)
             if warm_feed is not None:

@@ -13,12 +13,11 @@ its runtime inside ``load``).
 
 from __future__ import annotations
 
-import atexit
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from voxmesh.background import start_background
 from voxmesh.engines.registry import create_engine
 
 __all__ = ["Preload", "start_preload"]
@@ -49,7 +48,6 @@ def start_preload(engine_name: str, options: dict[str, Any], threads: int) -> Pr
         else:
             loaded.set_result(None)
 
-    thread = threading.Thread(target=run, name="engine-preload", daemon=True)
-    thread.start()
-    atexit.register(thread.join, 60.0)  # never tear the interpreter down under a loading runtime
+    # normal priority: this load is what the first request waits for
+    start_background(run, name="engine-preload", low_priority=False)
     return Preload(engine, loaded)
