@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -163,15 +164,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def _median(xs: list[float]) -> float:
-    xs = sorted(xs)
-    mid = len(xs) // 2
-    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
-
-
 def _summary(windows: list[dict[str, float]]) -> dict[str, Any]:
-    return {"audio_s_per_s": _median([w["audio_s_per_s"] for w in windows]),
-            "p50_ms": _median([w["p50_ms"] for w in windows]),
+    return {"audio_s_per_s": statistics.median([w["audio_s_per_s"] for w in windows]),
+            "p50_ms": statistics.median([w["p50_ms"] for w in windows]),
             "windows": [round(w["audio_s_per_s"], 2) for w in windows]}
 
 
@@ -225,12 +220,12 @@ def bench_engine(name: str, rounds: int, reps: int, sentences: int, tmp: Path) -
                                engine, dictionary)
             render_all(engine, plan, cores)
             times.append(time.monotonic() - t0)
-        out["first_sentence_s"] = _median(times)
+        out["first_sentence_s"] = statistics.median(times)
         ttfbs = []
         for _ in range(5):  # one at a time, each after the scheduler is calm again
             ttfbs.append(asyncio.run(first_byte(urls["api"], name, voice, PARAGRAPH)))
             time.sleep(1.5)
-        out["ttfb_s"] = _median(ttfbs)
+        out["ttfb_s"] = statistics.median(ttfbs)
     finally:
         stop(worker)
         if up is not None:

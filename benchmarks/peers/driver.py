@@ -13,7 +13,7 @@ CPU by process, after-load memory, stop by PID. What it adds:
   the full RSS/PSS after each level (to show whether memory stays flat);
 * placement: the CPU affinity of the server's processes and of the client;
 * raw rows: the harness's ``raw_bench.py`` (piper-tts) and ``raw_engine.py`` (voxmesh's
-  engines) with run_raw.py's clean-repetition rule (foreign CPU <= 1.0 CPU-s, else retry).
+  engines) with report.raw_rep_clean's clean-repetition rule (else retry).
 
 usage: v_fastapi/bin/python vox/driver.py --plan plan.json --tag TAG
 Results: results/peers_<tag>.jsonl (kinds: raw, level, meta); logs/<config>_<tag>.log
@@ -35,6 +35,7 @@ HERE = os.getcwd()
 sys.path.insert(0, HERE)
 import run_server_bench as rsb  # noqa: E402  (the harness copy)
 from common import SENTENCES  # noqa: E402
+from report import raw_rep_clean  # noqa: E402  (this folder's report.py: the one clean rule)
 
 VOX = os.path.dirname(os.path.abspath(__file__))
 
@@ -99,7 +100,7 @@ def run_raw(spec, a, out):
             return
         rec = json.loads(r.stdout.strip().splitlines()[-1])
         rec.update(kind="raw", config=spec["name"], tag=a.tag, attempt=tries, quiet_before=quiet,
-                   clean=rec["foreign_cpu_s"] <= 1.0)
+                   clean=raw_rep_clean(rec))
         emit(out, rec)
         clean += rec["clean"]
 
