@@ -1,7 +1,8 @@
 """Start loading the engine before the rest of the worker is imported.
 
-A worker spends ~0.85 s importing its web stack and building the app, and ~1.3 s creating
-the model's onnxruntime session (C++ that releases the GIL). Done one after the other they
+A worker spends ~0.85 s importing its web stack and building the app, and ~0.7-1.1 s creating
+the model's onnxruntime session (C++ that releases the GIL; Piper on a 2-core Xeon VM, see
+:func:`voxmesh.engines.onnx_sessions.make_session`). Done one after the other they
 add up; :func:`start_preload` runs ``engine.load(threads)`` in a thread from the first
 lines of ``voxmesh worker``, so the imports run on one core while the session is created on
 the other. The worker then awaits :attr:`Preload.loaded` instead of loading
