@@ -35,10 +35,14 @@ Start-up
 Releasing memory (``release_memory=True``, the engines' ``release_memory`` option)
     Every run then ends with onnxruntime's arena shrinkage (run option
     ``memory.enable_memory_arena_shrinkage``): the arena hands the regions no tensor uses
-    back to the system, so RSS returns to its idle level after each run instead of keeping
-    the high-water mark. Each run then pays the page faults of fresh memory. Measured side by
-    side (Piper, 2-core Xeon VM, ``benchmarks/arena.py``): see ``benchmarks/reports/arena.md``.
-    For replicas under a tight memory limit (a Kubernetes ``limits.memory``); off by default.
+    back to the system, so between bursts RSS returns near its idle level instead of
+    keeping the high-water mark. It does not lower the peak: while runs are in flight their
+    memory is fresh pages, and the sampled peak at concurrency 2 was higher (Piper, 2-core
+    Xeon VM, ``benchmarks/reports/arena.md``: after load 382 vs 517 MB, peak 664 vs 517 MB;
+    throughput within the run-to-run noise). Use it where memory held by idle replicas
+    matters (a warm pool, many deployments on one host), not to fit a tighter limit.
+    Off by default. Growing the arena by exactly what is asked (extend strategy
+    ``kSameAsRequested``) instead of doubling did not lower the peak either.
 
 Limits
     The arena keeps its high-water mark (unless ``release_memory``). Concurrent runs of sentences of different lengths
