@@ -38,8 +38,8 @@ Releasing memory (``release_memory=True``, the engines' ``release_memory`` optio
     back to the system, so between bursts RSS returns near its idle level instead of
     keeping the high-water mark. It does not lower the peak: while runs are in flight their
     memory is fresh pages, and the sampled peak at concurrency 2 was higher (Piper, 2-core
-    Xeon VM, ``benchmarks/reports/arena.md``: after load 382 vs 517 MB, peak 664 vs 517 MB;
-    throughput within the run-to-run noise). Use it where memory held by idle replicas
+    Xeon VM, ``benchmarks/reports/arena.md``: after load 379 vs 605 MB, peak 706 vs 605 MB),
+    and each run pays the page faults: ~11 % fewer runs per second. Use it where memory held by idle replicas
     matters (a warm pool, many deployments on one host), not to fit a tighter limit.
     Off by default. Growing the arena by exactly what is asked (extend strategy
     ``kSameAsRequested``) instead of doubling did not lower the peak either.
@@ -94,8 +94,9 @@ def make_session(model: Path | str | bytes, threads: int) -> ort.InferenceSessio
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # No static buffer-reuse plan: on these graphs (thousands of small nodes) the planner is
-    # most of the session creation (Piper: 3-5 s of 4-6 s on a Xeon VM, 0.7-1.1 s without),
-    # and the arena reuses freed tensors anyway: same speed and peak RSS measured side by side.
+    # most of the session creation (Piper on a 2-core Xeon VM: 2.60 s with it, 0.66 s without),
+    # and the arena reuses freed tensors anyway: same throughput side by side
+    # (benchmarks/reports/arena.md).
     opts.enable_mem_reuse = False
     if threads <= 1:
         # One thread runs on the caller: nothing to spin for, and spinning threads of an idle
