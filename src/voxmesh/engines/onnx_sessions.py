@@ -39,16 +39,16 @@ Releasing memory (``release_memory=True``, the engines' ``release_memory`` optio
     keeping the high-water mark. It does not lower the peak: while runs are in flight their
     memory is fresh pages, and the sampled peak at concurrency 2 was higher (Piper, 2-core
     Xeon VM, ``benchmarks/reports/arena.md``: after load 379 vs 605 MB, peak 706 vs 605 MB),
-    and each run pays the page faults: ~11 % fewer runs per second. Use it where memory held by idle replicas
-    matters (a warm pool, many deployments on one host), not to fit a tighter limit.
-    Off by default. Growing the arena by exactly what is asked (extend strategy
+    and each run pays the page faults: ~11 % fewer runs per second. Use it where memory
+    held by idle replicas matters (a warm pool, many deployments on one host), not to fit
+    a tighter limit. Off by default. Growing the arena by exactly what is asked (extend strategy
     ``kSameAsRequested``) instead of doubling did not lower the peak either.
 
 Limits
-    The arena keeps its high-water mark (unless ``release_memory``). Concurrent runs of sentences of different lengths
-    fragment it, so RSS grows under the first minutes of concurrent load and then levels
-    off (Piper: ~480 MB after a minute of one request at a time, ~740 MB after concurrency
-    2-8; bounded by the cores, since at most ``threads`` runs are in flight, not by the
+    The arena keeps its high-water mark (unless ``release_memory``). Concurrent runs of
+    sentences of different lengths fragment it, so RSS grows under the first minutes of
+    concurrent load and then levels off (Piper: ~480 MB after a minute of one request at a
+    time, ~740 MB after concurrency 2-8; bounded by the cores, since at most ``threads`` runs are in flight, not by the
     number of requests). Pre-growing the arena at start moved the growth to idle memory
     without removing it, and ``malloc_trim`` returns almost nothing (the memory is held by
     the arena, not freed). Turning the narrow arena off did not stop the growth either
