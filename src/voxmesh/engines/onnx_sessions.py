@@ -49,10 +49,11 @@ Limits
     sentences of different lengths fragment it, so RSS grows under the first minutes of
     concurrent load and then levels off (Piper: ~480 MB after a minute of one request at a
     time, ~740 MB after concurrency 2-8; bounded by the cores, since at most ``threads``
-    runs are in flight, not by the number of requests). Pre-growing the arena at start moved the growth to idle memory
-    without removing it, and ``malloc_trim`` returns almost nothing (the memory is held by
-    the arena, not freed). Turning the narrow arena off did not stop the growth either
-    (malloc keeps the blocks: 434 -> 691 MB) and cost 6 % throughput.
+    runs are in flight, not by the number of requests). Pre-growing the arena at start moved
+    the growth to idle memory without removing it, and ``malloc_trim`` returns almost
+    nothing (the memory is held by the arena, not freed). Turning the narrow arena off did
+    not stop the growth either (malloc keeps the blocks: 434 -> 691 MB) and cost 6 %
+    throughput.
 """
 
 from __future__ import annotations
