@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 BENCHES: dict[str, list[str]] = {
-    "tts": [PY, "benchmarks/tts.py", "--engines", "piper", "--reps", "5", "--out", "benchmarks/reports/tts.md"],
+    "tts": [PY, "benchmarks/tts.py", "--engines", "piper", "--reps", "3", "--rounds", "2", "--out", "benchmarks/reports/tts.md"],
     "tts_kokoro": [PY, "benchmarks/tts.py", "--engines", "kokoro", "--reps", "3", "--sentences", "8",
                    "--out", "benchmarks/reports/tts_kokoro.md"],
     "arena": [PY, "benchmarks/arena.py", "--reps", "3", "--seconds", "15"],

@@ -9,7 +9,7 @@ Throughput is audio seconds produced per wall second; the targets are served >= 
 Then a ~1,000-character paragraph is streamed through the API and its time to first audio
 byte is compared with the time to synthesize its first sentence alone (target <= 1.2x).
 
-    .venv/bin/python benchmarks/tts.py --engines piper --reps 5 --out benchmarks/reports/tts.md
+    .venv/bin/python benchmarks/tts.py --engines piper --reps 3 --rounds 2 --out benchmarks/reports/tts.md
     .venv/bin/python benchmarks/tts.py --engines kokoro --reps 3 --sentences 8 --out benchmarks/reports/tts_kokoro.md
 """
 
