@@ -10,8 +10,9 @@ restarted, and a third job is submitted midway.
 Then: every job succeeds, no job is lost, each result is byte-identical to an uninterrupted
 in-process run of the same input, and no chunk was sent to the engine more than twice (the
 DB's durable ``synth_calls`` counter, bumped before each call). Kill moments are random, but
-a kill waits while a chunk that already lost one runner is being redone: a third call is
-then the test's doing, not the system's. A completed chunk being redone, or a live runner's
+a kill waits while a chunk that already lost one runner is waiting to be redone (its dead
+owner's lease not yet expired) or being redone: a third call is then the test's doing, not
+the system's. A completed chunk being redone, or a live runner's
 lease being stolen, still shows up as a third call.
 """
 
@@ -142,10 +143,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _db_url(request, tmp_path)
 
 
-async def _redo_in_flight(db: JobDB, ids: list[str]) -> bool:
+async def _redo_pending(db: JobDB, ids: list[str], live_pids: list[int]) -> bool:
+    """A chunk that lost a runner is still to be redone (its dead owner's lease has not
+    expired yet, or it is back to pending) or is being redone."""
+    live = {str(pid) for pid in live_pids}
     for job_id in ids:
         for c in await db.job_chunks(job_id):
-            if c.synth_calls >= 2 and c.state.value == "leased":
+            if c.synth_calls == 0 or c.state.value in ("done", "dead"):
+                continue
+            redone = c.synth_calls >= 2
+            orphaned = c.state.value == "pending" or (c.lease_owner or "-?").split("-")[1] not in live
+            if redone or orphaned:
                 return True
     return False
 
@@ -204,7 +212,7 @@ async def test_kill_9_runners_and_whole_stack(tmp_path: Path, db_url: str) -> No
                 assert time.monotonic() < wait_until, "runners never leased a chunk"
                 time.sleep(0.01)
             time.sleep(rng.uniform(0.0, 0.5))
-            while await _redo_in_flight(db, ids):
+            while await _redo_pending(db, ids, [stack.procs["runner"].pid]):
                 time.sleep(0.01)
             left_at_kill.append(await _chunks_left(db, ids))
             kills += 1

@@ -13,6 +13,10 @@ The speech body is validated and planned *before* admission, so bad input costs 
 slot. Admission is the fair FIFO core scheduler; each segment runs in a dedicated thread pool
 of ``cores`` threads (no pool overlap), with the thread count the scheduler grants for it.
 Audio leaves per segment when ``stream`` is true.
+
+Every speech answer carries a ``Server-Timing`` header (milliseconds): ``queue`` is the time
+from the parsed request to its core grant; ``synth`` (non-streamed answers only, as a streamed
+answer's headers leave before synthesis) is the time spent synthesizing and encoding all its segments.
 """
 
 from __future__ import annotations
@@ -187,9 +191,12 @@ class WorkerApp:
         loop = asyncio.get_running_loop()
         encoder = plan.encoder()
         headers = {"X-Sample-Rate": str(plan.sample_rate), "X-Voxmesh-Model": self.model}
+        t_arrived = time.monotonic()
         # cost = characters to speak: the scheduler orders waiters by latest start time
         async with self.admission.slot(cost=sum(len(seg.text) for seg in plan.segments)) as slot:
+            queue_ms = 1000 * (time.monotonic() - t_arrived)
             if req.stream:
+                headers["Server-Timing"] = f"queue;dur={queue_ms:.1f}"
                 resp = web.StreamResponse(headers={**headers, "Content-Type": encoder.content_type})
                 resp.enable_chunked_encoding()
                 await resp.prepare(request)
@@ -205,10 +212,13 @@ class WorkerApp:
                 self.stats.count(200)
                 return resp
             parts: list[bytes] = []
+            t_synth = time.monotonic()
             for segment in plan.segments:
                 pcm = await self._render(loop, render_segment, plan, segment, slot.threads())
                 parts.append(encoder.feed(pcm))
             parts.append(encoder.close())
+            synth_ms = 1000 * (time.monotonic() - t_synth)
+        headers["Server-Timing"] = f"queue;dur={queue_ms:.1f}, synth;dur={synth_ms:.1f}"
         self.stats.count(200)
         return web.Response(body=b"".join(parts), headers={**headers, "Content-Type": encoder.content_type})
 
