@@ -122,3 +122,26 @@ def test_stream_first_bytes_come_before_the_end(stack: RunningStack) -> None:
     t_all = time.monotonic() - t0
     assert first and rest
     assert t_first < t_all / 2
+
+
+def _server_timing(headers: dict[str, str]) -> dict[str, float]:
+    value = {k.lower(): v for k, v in headers.items()}["server-timing"]
+    return {name.strip(): float(dur) for name, dur in (part.split(";dur=") for part in value.split(","))}
+
+
+def test_server_timing_says_where_the_time_went(stack: RunningStack) -> None:
+    t0 = time.monotonic()
+    status, headers, data = post(stack.url + "/v1/audio/speech", {
+        "model": "tts-en", "input": "Timing travels back through the gateway.", "voice": "joe",
+        "response_format": "wav"})
+    wall_ms = 1000 * (time.monotonic() - t0)
+    assert status == 200, data[:200]
+    timing = _server_timing(headers)
+    assert set(timing) == {"queue", "synth"}
+    assert timing["synth"] > 10 and timing["queue"] >= 0
+    assert timing["queue"] + timing["synth"] < wall_ms
+    # streamed: the headers leave before synthesis, so only the queue wait is known
+    status, headers, _ = post(stack.url + "/v1/audio/speech", {
+        "model": "tts-en", "input": "Streamed.", "voice": "joe", "response_format": "pcm", "stream": True})
+    assert status == 200
+    assert set(_server_timing(headers)) == {"queue"}
