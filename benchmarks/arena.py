@@ -31,18 +31,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SENTENCES = [  # the peers harness's first ten sentences (shared/peers/common.py)
-    "The quick brown fox jumps over the lazy dog while the farmer watches from the porch.",
-    "Please remember to turn off the lights and lock the front door before you leave tonight.",
-    "Our train to the coast was delayed by almost an hour because of heavy snow.",
-    "She opened the old wooden box and found a stack of letters tied with ribbon.",
-    "The conference will begin at nine in the morning with a short welcome from the director.",
-    "If the weather stays clear, we plan to hike to the top of the mountain tomorrow.",
-    "Scientists have discovered a new species of frog living deep in the tropical rain forest.",
-    "He poured himself a cup of coffee and sat down to read the morning newspaper.",
-    "The museum is closed on Mondays, but it stays open late every Friday evening.",
-    "Children played in the park until the street lamps flickered on and their parents called them home.",
-]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from sentences import HARNESS_SENTENCES  # noqa: E402
+
+SENTENCES = HARNESS_SENTENCES[:10]  # the peers harness's first ten sentences
 
 
 def _rss_mb() -> float:

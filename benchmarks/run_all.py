@@ -20,7 +20,7 @@ PY = sys.executable
 
 BENCHES: dict[str, list[str]] = {
     "tts": [PY, "benchmarks/tts.py", "--engines", "piper", "--reps", "3", "--rounds", "2", "--out", "benchmarks/reports/tts.md"],
-    "tts_kokoro": [PY, "benchmarks/tts.py", "--engines", "kokoro", "--reps", "3", "--sentences", "8",
+    "tts_kokoro": [PY, "benchmarks/tts.py", "--engines", "kokoro", "--reps", "3", "--sentences", "20",
                    "--out", "benchmarks/reports/tts_kokoro.md"],
     "arena": [PY, "benchmarks/arena.py", "--reps", "3", "--seconds", "15"],
     "gateway": [PY, "benchmarks/gateway.py", "--report", "benchmarks/reports/gateway.md"],
@@ -28,6 +28,7 @@ BENCHES: dict[str, list[str]] = {
     "autoscale_sim": [PY, "benchmarks/autoscale_sim.py", "--scale", "100", "--seed", "1"],
     "jobs": [PY, "benchmarks/jobs.py", "--engine", "piper", "--chunks", "24", "--rounds", "3"],
     "mt": [PY, "benchmarks/mt.py", "quality", "speed", "http", "gateway", "--threads", "1", "--batch-sizes", "1,8"],
+    "tail": [PY, "benchmarks/tail.py", "--seconds", "120", "--windows", "200"],
     "peers": [PY, "benchmarks/peers.py", "--wait-load", "0.5"],
 }
 

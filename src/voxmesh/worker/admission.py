@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from voxmesh.errors import Overloaded
-from voxmesh.worker.scheduler import Admit, CoreScheduler
+from voxmesh.worker.scheduler import Admit, CoreScheduler, Grant
 
 __all__ = ["Admission", "Slot"]
 
@@ -31,7 +31,11 @@ class Slot:
         self.ticket = ticket
 
     def threads(self) -> int:
-        return self._admission.scheduler.threads_for(self.ticket, now=self._admission.now())
+        """Thread count for the next segment; a drop from all cores to one starts waiters."""
+        admission = self._admission
+        threads = admission.scheduler.threads_for(self.ticket, now=admission.now())
+        admission.wake(admission.scheduler.admit_waiting(now=admission.now()))
+        return threads
 
 
 class Admission:
@@ -86,7 +90,10 @@ class Admission:
             self._learn(cost, self.now() - t_start)
         finally:
             self._waiters.pop(ticket, None)
-            for grant in self.scheduler.release(ticket, now=self.now()):
-                started = self._waiters.get(grant.ticket)
-                if started is not None and not started.done():
-                    started.set_result(None)
+            self.wake(self.scheduler.release(ticket, now=self.now()))
+
+    def wake(self, grants: list[Grant]) -> None:
+        for grant in grants:
+            started = self._waiters.get(grant.ticket)
+            if started is not None and not started.done():
+                started.set_result(None)

@@ -2,41 +2,46 @@
 
 Algorithm
     The worker owns ``cores`` cores. At most ``cores`` inferences run at once, and waiting
-    requests start strictly in arrival order (FIFO across all connections, so no request is
-    pinned behind a busy keep-alive connection). When a request starts it is given a thread
-    count:
+    requests start in order (below; FIFO across all connections when no cost is given, so no
+    request is pinned behind a busy keep-alive connection). Each *segment* (sentence) of a
+    running request is given a thread count when it starts (:meth:`threads_for`):
 
-    * alone (nothing running, nobody waiting): all cores, because one request using every
+    * alone (nothing else running, nobody waiting): all cores, because one request using every
       core has the lowest latency (Piper: 220 ms with 2 threads vs 390 ms with 1);
     * otherwise: one core, because one request per core has the best throughput
       (Piper: 22.2 vs 19.9 audio-s/s) and no two intra-op pools fight over the cores.
 
-    The grant is per *segment* (sentence): a long request re-asks at each sentence, so a
-    request that started alone with all cores drops to one core at its next sentence when
-    another request arrives, and vice versa.
+    The cores are never oversubscribed: while a segment runs with all cores, a newcomer
+    waits for that segment to end (one sentence) instead of starting beside it. Then the
+    running request drops to one core for its next segment and :meth:`admit_waiting` starts
+    the newcomer on the other. Running a 2-thread and a 1-thread inference at once on 2
+    cores is the worst case: measured in one process (Kokoro, one sentence), the wide run
+    took 3.1-3.3 s instead of 1.5-2.0 s alone and the pair 3.9 s of wall time, where two
+    one-thread runs side by side take 2.9-3.3 s.
 
     Hysteresis (``calm_s``): "alone" also needs ``calm_s`` seconds without contention
     (two requests in flight, or one waiting). Under steady concurrency 2 a request often
     finds the worker empty for a moment (its peer's answer is on the wire and the next
-    request is not in yet); granting it every core would oversubscribe the cores as soon as
-    the peer's next request starts with one. With the hysteresis the worker stays in
-    one-core-per-request mode until the load has really dropped to one request for
-    ``calm_s``. ``calm_s = 0`` (the default here; the worker passes its setting) decides on
-    the instant alone.
+    request is not in yet); granting it every core would make its peer's next request wait
+    for a whole segment. With the hysteresis the worker stays in one-core-per-request mode
+    until the load has really dropped to one request for ``calm_s``. ``calm_s = 0`` (the
+    default here; the worker passes its setting) decides on the instant alone.
 
     Order of the waiting list: by *latest start time* ``arrival - cost`` (ties: arrival
     order), where ``cost`` is the caller's estimate of the request's service time in the
-    same unit as ``now``. Under a steady queue every request then has about the same
-    latency (wait + service), which is what a tail-latency target asks for: a long
-    request starts a little earlier, a short one a little later (earliest-deadline-first
-    on the deadline ``arrival + L - cost``, which minimizes the largest latency). With no
-    cost given (the default, 0) it is plain FIFO. It stays fair: a request can be passed
-    only by requests that arrived less than the cost difference (one sentence's synthesis
-    time, well under a second) after it, so nothing starves.
+    same unit as ``now`` (earliest-deadline-first on the deadline ``arrival + L - cost``):
+    a long request starts a little earlier, a short one a little later, so that a request's
+    latency does not grow with its length. With no cost given (the default, 0) it is plain
+    FIFO. It stays fair: a request can be passed only by requests that arrived less than
+    the cost difference (one sentence's synthesis time, well under a second) after it, so
+    nothing starves. On the benchmark's closed loop (20 sentences of 74-99 characters) the
+    order is worth little: replayed through this class with measured service times it
+    moves p99/p50 by under 0.01 once the per-request spread of the machine is in
+    (``benchmarks/reports/tail.md``).
 
 Limits
-    A request that arrives while a lone request runs wide starts at once with one core, so
-    for at most one segment the cores are oversubscribed by one thread. ``max_queue`` bounds
+    A newcomer that finds a lone request mid-segment with all cores waits up to one segment
+    (Piper ~0.2 s, Kokoro ~1.7 s for a long sentence on these machines). ``max_queue`` bounds
     the waiting list; past it :meth:`submit` answers ``REJECTED`` (the worker sends 503).
 
 Sans-IO: no asyncio, no threads. The worker wraps it with futures (``worker/admission.py``).
@@ -88,8 +93,14 @@ class CoreScheduler:
     def queued(self) -> int:
         return len(self._waiting)
 
+    @property
+    def threads_granted(self) -> int:
+        """Threads granted to the running requests' current segments (never above ``cores``)."""
+        return sum(self._running.values())
+
     def threads_for(self, ticket: int, now: float = 0.0) -> int:
-        """Thread count for the next segment of a running request (re-evaluated per segment)."""
+        """Thread count for the next segment of a running request (re-evaluated per segment).
+        If it drops from all cores to one, call :meth:`admit_waiting` to start the waiters."""
         if ticket not in self._running:
             raise KeyError(ticket)
         threads = self._grant_threads(others=len(self._running) - 1, now=now)
@@ -99,6 +110,19 @@ class CoreScheduler:
         else:
             self.narrow_grants += 1
         return threads
+
+    def _has_room(self) -> bool:
+        """A free core, and no running request holds every core for its current segment."""
+        return len(self._running) < self.cores and all(t <= 1 for t in self._running.values())
+
+    def admit_waiting(self, now: float = 0.0) -> list[Grant]:
+        """Start waiters while there is room; returns the newly started."""
+        started: list[Grant] = []
+        while self._waiting and self._has_room():
+            _, nxt = heapq.heappop(self._waiting)
+            self._queued.discard(nxt)
+            started.append(self._start(nxt, now))
+        return started
 
     def _grant_threads(self, others: int, now: float) -> int:
         """All cores when nothing else is running or waiting and the worker has been calm
@@ -114,7 +138,7 @@ class CoreScheduler:
         orders the waiting list. Leave both out for FIFO with no hysteresis."""
         if ticket in self._running or ticket in self._queued:
             raise ValueError(f"ticket {ticket} already submitted")
-        if len(self._running) < self.cores and not self._waiting:
+        if self._has_room() and not self._waiting:
             grant = self._start(ticket, now)
             return Admit.RUN, grant
         if len(self._waiting) >= self.max_queue:
@@ -134,12 +158,7 @@ class CoreScheduler:
                 self._waiting = [w for w in self._waiting if w[1] != ticket]
                 heapq.heapify(self._waiting)
             return []
-        started: list[Grant] = []
-        while self._waiting and len(self._running) < self.cores:
-            _, nxt = heapq.heappop(self._waiting)
-            self._queued.discard(nxt)
-            started.append(self._start(nxt, now))
-        return started
+        return self.admit_waiting(now)
 
     def _start(self, ticket: int, now: float) -> Grant:
         threads = self._grant_threads(others=len(self._running), now=now)

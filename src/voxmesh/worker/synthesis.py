@@ -6,7 +6,7 @@ releases the GIL) and asks the core scheduler for a thread count before each seg
     plan = plan_speech(req, engine, dictionary)           # validation + text pipeline, 4xx here
     enc = plan.encoder()
     for seg in plan.segments:
-        threads = scheduler.threads_for(ticket)
+        threads = slot.threads()                           # the core scheduler's grant
         send(enc.feed(render_segment(engine, plan, seg, threads)))
     send(enc.close())
 

@@ -11,20 +11,40 @@ def test_lone_request_gets_all_cores() -> None:
     assert s.submit(1) == (Admit.RUN, Grant(1, 2))
 
 
-def test_second_request_runs_at_once_on_one_core_and_first_drops_to_one() -> None:
-    s = CoreScheduler(cores=2, max_queue=4)
+def two_running(cores: int = 2, max_queue: int = 4) -> CoreScheduler:
+    """Tickets 1 and 2 running on one core each."""
+    s = CoreScheduler(cores=cores, max_queue=max_queue)
     s.submit(1)
-    assert s.submit(2) == (Admit.RUN, Grant(2, 1))
-    # at its next segment the first request is no longer alone
+    s.submit(2)
+    s.threads_for(1)
+    assert s.admit_waiting() == [Grant(2, 1)]
+    return s
+
+
+def test_second_request_waits_for_the_wide_segment_then_both_run_on_one_core() -> None:
+    s = CoreScheduler(cores=2, max_queue=4)
+    assert s.submit(1) == (Admit.RUN, Grant(1, 2))
+    # 1 holds both cores for its current segment: starting 2 beside it would oversubscribe them
+    assert s.submit(2) == (Admit.QUEUED, None)
+    assert s.admit_waiting() == []
+    # at its next segment 1 is no longer alone: one core, and 2 starts on the other
     assert s.threads_for(1) == 1
+    assert s.admit_waiting() == [Grant(2, 1)]
+    assert s.threads_granted == 2
     s.release(2)
     assert s.threads_for(1) == 2
 
 
-def test_fifo_order_and_bounded_queue() -> None:
-    s = CoreScheduler(cores=2, max_queue=2)
+def test_a_request_that_ends_its_wide_segment_hands_over_both_cores() -> None:
+    s = CoreScheduler(cores=2, max_queue=4)
     s.submit(1)
     s.submit(2)
+    s.submit(3)
+    assert s.release(1) == [Grant(2, 1), Grant(3, 1)]
+
+
+def test_fifo_order_and_bounded_queue() -> None:
+    s = two_running(max_queue=2)
     assert s.submit(3) == (Admit.QUEUED, None)
     assert s.submit(4) == (Admit.QUEUED, None)
     assert s.submit(5) == (Admit.REJECTED, None)
@@ -42,27 +62,43 @@ def test_cancelled_waiter_leaves_the_queue() -> None:
     assert s.release(1) == [Grant(3, 1)]
 
 
+SUBMIT, RELEASE, SEGMENT = range(3)
+
+
 @settings(max_examples=200)
-@given(st.lists(st.tuples(st.booleans(), st.integers(0, 30)), max_size=80), st.integers(1, 4), st.integers(0, 5))
-def test_invariants(ops: list[tuple[bool, int]], cores: int, max_queue: int) -> None:
+@given(st.lists(st.tuples(st.integers(SUBMIT, SEGMENT), st.integers(0, 30)), max_size=80), st.integers(1, 4),
+       st.integers(0, 5))
+def test_invariants(ops: list[tuple[int, int]], cores: int, max_queue: int) -> None:
     s = CoreScheduler(cores=cores, max_queue=max_queue)
     live: list[int] = []
+    running: list[int] = []
     started: list[int] = []
     next_ticket = 0
-    for submit, pick in ops:
-        if submit:
+    for op, pick in ops:
+        if op == SUBMIT:
             next_ticket += 1
             admit, grant = s.submit(next_ticket)
             if admit is not Admit.REJECTED:
                 live.append(next_ticket)
             if grant:
                 started.append(grant.ticket)
-        elif live:
+                running.append(grant.ticket)
+        elif op == RELEASE and live:
             ticket = live.pop(pick % len(live))
-            started += [g.ticket for g in s.release(ticket)]
+            if ticket in running:
+                running.remove(ticket)
+            new = [g.ticket for g in s.release(ticket)]
+            started += new
+            running += new
+        elif op == SEGMENT and running:  # a running request starts its next segment
+            s.threads_for(running[pick % len(running)])
+            new = [g.ticket for g in s.admit_waiting()]
+            started += new
+            running += new
         assert s.in_flight <= cores
+        assert s.threads_granted <= cores  # the cores are never oversubscribed
         assert s.queued <= max_queue
         # a core is never idle while someone waits
-        assert s.queued == 0 or s.in_flight == cores
+        assert s.queued == 0 or s.threads_granted == cores
     # tickets increase with arrival, so FIFO means they start in increasing order
     assert started == sorted(started)

@@ -98,6 +98,8 @@ def test_a_newcomer_never_overtakes_a_waiter() -> None:
     s = CoreScheduler(cores=2, max_queue=8)
     s.submit(1)
     s.submit(2)
+    s.threads_for(1)
+    s.admit_waiting()  # 1 and 2 run on one core each
     assert s.submit(3) == (Admit.QUEUED, None)
     # a core frees up and, in the same instant, a new request arrives: the waiter goes first
     assert s.release(1) == [Grant(3, 1)]
@@ -110,8 +112,9 @@ def test_lone_request_widens_only_when_nobody_waits() -> None:
     s.submit(1)
     s.submit(2)
     s.submit(3)
-    s.release(2)  # 3 starts; 1 and 3 run
+    s.release(2)  # 2 leaves the queue; 3 still waits
     assert s.threads_for(1) == 1
+    assert s.admit_waiting() == [Grant(3, 1)]  # 1 and 3 run
     s.release(3)
     assert s.threads_for(1) == 2  # alone again: all cores for its next segment
 
@@ -124,13 +127,14 @@ def test_lone_request_widens_only_when_nobody_waits() -> None:
 )
 def test_no_starvation_bounded_wait(cores: int, conns: int, service: list[float]) -> None:
     """Every request starts, and waits at most (requests ahead of it) * max service / cores
-    (+ one max service for the ones running): FIFO bounds the wait of everyone."""
+    (+ one max service for the ones running, + one for a lone request's all-cores segment,
+    which a newcomer waits out): FIFO bounds the wait of everyone."""
     r = simulate(cores=cores, conns=conns, service=service, horizon=30.0)
     arrival, start, end = r["arrival"], r["start"], r["end"]
     assert isinstance(arrival, dict) and isinstance(start, dict) and isinstance(end, dict)
     smax = max(service)
     ahead_max = max(conns - cores, 0)
-    bound = (ahead_max / cores + 1) * smax + 1e-9
+    bound = (ahead_max / cores + 2) * smax + 1e-9
     for t, a in arrival.items():
         if a + bound < 30.0 - smax:  # arrived early enough to have started within the horizon
             assert t in start, f"ticket {t} starved"
@@ -173,7 +177,16 @@ def test_cancelled_costed_waiter_leaves_the_heap() -> None:
 
 
 def simulate_costed(conns: int, service: list[float], horizon: float, *, costed: bool) -> list[float]:
-    """Closed-loop latencies (steady state) with the cost passed (exactly known) or not."""
+    """Closed-loop latencies (steady state) with the cost passed (exactly known) or not.
+    Deterministic service times make the steady state depend on the start (which sentence
+    comes first): the latencies of every rotation of ``service`` are pooled."""
+    lat: list[float] = []
+    for k in range(len(service)):
+        lat += _simulate_costed(conns, service[k:] + service[:k], horizon, costed=costed)
+    return sorted(lat)
+
+
+def _simulate_costed(conns: int, service: list[float], horizon: float, *, costed: bool) -> list[float]:
     sched = CoreScheduler(cores=2, max_queue=conns)
     tickets = itertools.count(1)
     owner: dict[int, int] = {}
@@ -201,22 +214,25 @@ def simulate_costed(conns: int, service: list[float], horizon: float, *, costed:
         for g in sched.release(t):
             heapq.heappush(events, (now + cost[g.ticket], g.ticket))
         send(owner[t], now)
-    return sorted(lat)
+    return lat
 
 
-def test_cost_ordering_tightens_the_tail_and_keeps_the_median() -> None:
-    # the 20 benchmark sentences: one-core synthesis time ~4.5 ms per character
+def test_cost_ordering_keeps_the_median_and_the_tail() -> None:
+    # the 20 benchmark sentences: one-core synthesis time ~4.5 ms per character. With exact,
+    # deterministic service times and every start phase pooled, the order is a wash on this
+    # load (latest start 1.069 vs FIFO 1.063 p99/p50); the measured tail is the per-request
+    # spread of the machine (benchmarks/reports/tail.md). It must not cost the median or add
+    # more than one service spread to anyone's wait.
     chars = [84, 88, 75, 76, 88, 80, 89, 77, 77, 99, 85, 74, 94, 75, 86, 99, 83, 83, 79, 83]
     service = [c * 0.0045 for c in chars]
-    fifo = simulate_costed(8, service, 400.0, costed=False)
-    lst = simulate_costed(8, service, 400.0, costed=True)
+    fifo = simulate_costed(8, service, 200.0, costed=False)
+    lst = simulate_costed(8, service, 200.0, costed=True)
 
     def q(xs: list[float], p: float) -> float:
         return xs[int(p * (len(xs) - 1))]
 
-    assert q(lst, 0.99) / q(lst, 0.5) < q(fifo, 0.99) / q(fifo, 0.5)
+    assert q(lst, 0.99) / q(lst, 0.5) <= q(fifo, 0.99) / q(fifo, 0.5) + 0.01
     assert abs(q(lst, 0.5) - q(fifo, 0.5)) < 0.05 * q(fifo, 0.5)
-    # and nobody waits much longer than under FIFO
     assert lst[-1] <= fifo[-1] + max(service) - min(service)
 
 
@@ -255,8 +271,8 @@ async def test_admission_learns_seconds_per_unit_and_orders_by_it() -> None:
 def test_after_contention_a_lone_request_stays_on_one_core_until_calm() -> None:
     s = CoreScheduler(cores=2, max_queue=8, calm_s=1.0)
     assert s.submit(1, now=0.0) == (Admit.RUN, Grant(1, 2))  # never contended: all cores
-    assert s.submit(2, now=0.1) == (Admit.RUN, Grant(2, 1))  # contention at 0.1
-    s.release(1, now=0.5)
+    assert s.submit(2, now=0.1) == (Admit.QUEUED, None)  # contention at 0.1; waits for 1's segment
+    assert s.release(1, now=0.5) == [Grant(2, 1)]  # alone now, but contended 0.4 s ago
     s.release(2, now=0.6)
     # concurrency 2 between answers: the worker is empty for a moment, but it was busy 0.4 s ago
     assert s.submit(3, now=0.61) == (Admit.RUN, Grant(3, 1))
@@ -274,6 +290,8 @@ def test_a_queued_request_counts_as_contention() -> None:
     s2 = CoreScheduler(cores=2, max_queue=8, calm_s=0.5)
     s2.submit(1, now=0.0)
     s2.submit(2, now=0.0)
+    s2.threads_for(1, now=0.0)
+    s2.admit_waiting(now=0.0)  # 1 and 2 on one core each
     s2.submit(3, now=2.0)  # queued at 2.0
     s2.release(1, now=2.1)  # 3 starts beside 2
     s2.release(2, now=2.2)
@@ -292,3 +310,34 @@ def test_calm_zero_decides_on_the_instant() -> None:
 def test_negative_calm_is_refused() -> None:
     with pytest.raises(ValueError, match="calm_s"):
         CoreScheduler(cores=2, max_queue=8, calm_s=-1.0)
+
+
+async def test_a_newcomer_waits_out_the_wide_segment_then_shares_the_cores() -> None:
+    import asyncio
+
+    from voxmesh.worker.admission import Admission
+
+    adm = Admission(cores=2, max_queue=8)
+    events: list[str] = []
+    next_segment = asyncio.Event()
+
+    async def long_request() -> None:
+        async with adm.slot() as slot:
+            events.append(f"long seg1 x{slot.threads()}")
+            await next_segment.wait()
+            events.append(f"long seg2 x{slot.threads()}")
+            await asyncio.sleep(0.01)
+
+    async def newcomer() -> None:
+        async with adm.slot() as slot:
+            events.append(f"newcomer x{slot.threads()}")
+
+    first = asyncio.create_task(long_request())
+    await asyncio.sleep(0.001)
+    second = asyncio.create_task(newcomer())
+    await asyncio.sleep(0.01)
+    assert events == ["long seg1 x2"] and adm.queued == 1  # no third thread beside the wide one
+    next_segment.set()
+    await asyncio.gather(first, second)
+    assert events == ["long seg1 x2", "long seg2 x1", "newcomer x1"]
+    assert adm.scheduler.threads_granted == 0

@@ -1,0 +1,25 @@
+"""The peers harness's 20 sentences (shared/peers/common.py, 13-17 words, 74-99 characters),
+copied so that benchmarks outside the harness load the model with the same text."""
+
+HARNESS_SENTENCES = [
+    'The quick brown fox jumps over the lazy dog while the farmer watches from the porch.',
+    'Please remember to turn off the lights and lock the front door before you leave tonight.',
+    'Our train to the coast was delayed by almost an hour because of heavy snow.',
+    'She opened the old wooden box and found a stack of letters tied with ribbon.',
+    'The conference will begin at nine in the morning with a short welcome from the director.',
+    'If the weather stays clear, we plan to hike to the top of the mountain tomorrow.',
+    'Scientists have discovered a new species of frog living deep in the tropical rain forest.',
+    'He poured himself a cup of coffee and sat down to read the morning newspaper.',
+    'The museum is closed on Mondays, but it stays open late every Friday evening.',
+    'Children played in the park until the street lamps flickered on and their parents called them home.',
+    'Could you send me the latest version of the report before the meeting this afternoon?',
+    'The chef added a pinch of salt, stirred the soup, and tasted it once more.',
+    'Thousands of birds fly south each autumn, following routes their ancestors used for centuries.',
+    'My grandmother taught me how to bake bread when I was only seven years old.',
+    'The new library downtown has a quiet reading room with large windows facing the river.',
+    'After the storm passed, volunteers spent the whole weekend clearing fallen branches from the roads.',
+    'Remember that the final exam covers every chapter we discussed during the semester.',
+    'A gentle breeze carried the smell of fresh flowers through the open kitchen window.',
+    'The engineers tested the bridge carefully before allowing any cars to cross it.',
+    'We watched the sun slowly sink below the horizon as the waves rolled onto the sand.',
+]
