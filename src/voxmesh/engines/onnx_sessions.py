@@ -29,8 +29,11 @@ Start-up
     grants run on the wide session. Given a ``warm_feed`` (the engine's inputs for one
     sentence), the background thread runs it once on the new narrow session before
     publishing it, so no request pays a first run. With ``threads == 1`` both roles share
-    one session. The background thread runs at the lowest CPU priority (nice 19, that thread
-    only), so on a busy start it takes only the CPU nobody waiting needs.
+    one session. The background thread runs at normal priority: until the narrow session
+    exists, two one-core grants both run on the wide session (four threads on two cores), so
+    it must not wait for idle CPU. At nice 19 it did: a worker loaded straight into
+    concurrency 8 ran ~70 s with 25 % slower inferences until the starved thread finished
+    (``benchmarks/reports/tail.md`` before the fix).
 
 Releasing memory (``release_memory=True``, the engines' ``release_memory`` option)
     Every run then ends with onnxruntime's arena shrinkage (run option
@@ -134,8 +137,8 @@ class SessionPair:
         threads = max(1, threads)
         pair = cls(make_session(model, threads), threads, release_memory)
         if threads > 1:
-            # low priority: the wide session's warm-up and the first requests go first
-            start_background(lambda: pair._make_narrow(model, warm_feed), name="ort-narrow", low_priority=True,
+            # normal priority: at nice 19 a loaded worker starved it (module doc, Start-up)
+            start_background(lambda: pair._make_narrow(model, warm_feed), name="ort-narrow", low_priority=False,
                              join_at_exit_s=30.0)
         return pair
 
