@@ -16,7 +16,8 @@ Audio leaves per segment when ``stream`` is true.
 
 Every speech answer carries a ``Server-Timing`` header (milliseconds): ``queue`` is the time
 from the parsed request to its core grant; ``synth`` (non-streamed answers only, as a streamed
-answer's headers leave before synthesis) is the time spent synthesizing and encoding all its segments.
+answer's headers leave before synthesis) is the time spent synthesizing and encoding all its
+segments.
 """
 
 from __future__ import annotations
