@@ -20,7 +20,10 @@ Algorithm
     one-thread runs side by side take 2.9-3.3 s.
 
     Hysteresis (``calm_s``): "alone" also needs ``calm_s`` seconds without contention
-    (two requests in flight, or one waiting). Under steady concurrency 2 a request often
+    (two requests in flight, or one waiting), counted from the moment the contention ended
+    (a request finished beside another), not from the last grant: a Kokoro sentence takes
+    ~2.7 s on one core, so at steady concurrency 2 the last grant is often older than
+    ``calm_s`` while the load has never dropped. Under steady concurrency 2 a request often
     finds the worker empty for a moment (its peer's answer is on the wire and the next
     request is not in yet); granting it every core would make its peer's next request wait
     for a whole segment. With the hysteresis the worker stays in one-core-per-request mode
@@ -152,6 +155,8 @@ class CoreScheduler:
     def release(self, ticket: int, now: float = 0.0) -> list[Grant]:
         """A request finished (or was cancelled, queued or running); returns the newly started."""
         if ticket in self._running:
+            if len(self._running) > 1 or self._waiting:
+                self._contended_at = now  # contention lasts until it ends here, not from its start
             del self._running[ticket]
         else:
             if ticket in self._queued:

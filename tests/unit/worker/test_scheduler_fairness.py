@@ -272,13 +272,13 @@ def test_after_contention_a_lone_request_stays_on_one_core_until_calm() -> None:
     s = CoreScheduler(cores=2, max_queue=8, calm_s=1.0)
     assert s.submit(1, now=0.0) == (Admit.RUN, Grant(1, 2))  # never contended: all cores
     assert s.submit(2, now=0.1) == (Admit.QUEUED, None)  # contention at 0.1; waits for 1's segment
-    assert s.release(1, now=0.5) == [Grant(2, 1)]  # alone now, but contended 0.4 s ago
+    assert s.release(1, now=0.5) == [Grant(2, 1)]  # alone now, but 2 waited until 0.5
     s.release(2, now=0.6)
-    # concurrency 2 between answers: the worker is empty for a moment, but it was busy 0.4 s ago
+    # concurrency 2 between answers: the worker is empty for a moment, but it was busy 0.1 s ago
     assert s.submit(3, now=0.61) == (Admit.RUN, Grant(3, 1))
     s.release(3, now=0.9)
-    assert s.submit(4, now=1.05) == (Admit.RUN, Grant(4, 1))  # 0.95 s since the last contention
-    assert s.threads_for(4, now=1.2) == 2  # calm for 1.1 s: the lone request widens
+    assert s.submit(4, now=1.45) == (Admit.RUN, Grant(4, 1))  # 0.95 s since the contention ended
+    assert s.threads_for(4, now=1.6) == 2  # calm for 1.1 s: the lone request widens
     assert (s.wide_grants, s.narrow_grants) == (1, 0)  # counted per segment (threads_for)
 
 
@@ -341,3 +341,20 @@ async def test_a_newcomer_waits_out_the_wide_segment_then_shares_the_cores() -> 
     await asyncio.gather(first, second)
     assert events == ["long seg1 x2", "long seg2 x1", "newcomer x1"]
     assert adm.scheduler.threads_granted == 0
+
+
+def test_calm_counts_from_the_end_of_contention_not_from_the_last_grant() -> None:
+    # steady concurrency 2 with long requests (Kokoro: ~2.7 s a sentence on one core)
+    s = CoreScheduler(cores=2, max_queue=8, calm_s=1.0)
+    s.submit(1, now=0.0)
+    s.submit(2, now=0.0)
+    s.threads_for(1, now=0.0)
+    s.admit_waiting(now=0.0)  # 1 and 2 on one core each; last grant at 0.0
+    s.release(2, now=2.7)  # 2 answered; its client's next request is on the way
+    # 1 starts its next segment in that gap: 2.7 s after the last grant, but only 0.01 s after
+    # the contention ended, so it stays on one core and 2's next request starts at once
+    assert s.threads_for(1, now=2.71) == 1
+    assert s.submit(3, now=2.72) == (Admit.RUN, Grant(3, 1))
+    s.release(3, now=5.0)
+    assert s.threads_for(1, now=5.5) == 1
+    assert s.threads_for(1, now=6.1) == 2  # alone for 1.1 s: all cores
