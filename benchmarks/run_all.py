@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 BENCHES: dict[str, list[str]] = {
-    "tts": [PY, "benchmarks/tts.py", "--engines", "piper", "--reps", "3", "--rounds", "2", "--out", "benchmarks/reports/tts.md"],
-    "tts_kokoro": [PY, "benchmarks/tts.py", "--engines", "kokoro", "--reps", "3", "--sentences", "20",
+    "tts": [PY, "benchmarks/tts.py", "--engines", "piper", "--reps", "6", "--rounds", "1", "--out", "benchmarks/reports/tts.md"],
+    "tts_kokoro": [PY, "benchmarks/tts.py", "--engines", "kokoro", "--reps", "6", "--sentences", "10",
                    "--out", "benchmarks/reports/tts_kokoro.md"],
     "arena": [PY, "benchmarks/arena.py", "--reps", "3", "--seconds", "15"],
     "gateway": [PY, "benchmarks/gateway.py", "--report", "benchmarks/reports/gateway.md"],

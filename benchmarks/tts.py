@@ -9,8 +9,8 @@ Throughput is audio seconds produced per wall second; the targets are served >= 
 Then a ~1,000-character paragraph is streamed through the API and its time to first audio
 byte is compared with the time to synthesize its first sentence alone (target <= 1.2x).
 
-    .venv/bin/python benchmarks/tts.py --engines piper --reps 3 --rounds 2 --out benchmarks/reports/tts.md
-    .venv/bin/python benchmarks/tts.py --engines kokoro --reps 3 --sentences 20 --out benchmarks/reports/tts_kokoro.md
+    .venv/bin/python benchmarks/tts.py --engines piper --reps 6 --rounds 1 --out benchmarks/reports/tts.md
+    .venv/bin/python benchmarks/tts.py --engines kokoro --reps 6 --sentences 10 --out benchmarks/reports/tts_kokoro.md
 """
 
 from __future__ import annotations
