@@ -6,8 +6,11 @@ For each engine, in ONE run on the same texts:
   worker: a ``voxmesh worker`` subprocess (plain HTTP on loopback), same concurrency;
   api   : the public API of ``voxmesh up`` (gateway -> mTLS -> worker), same concurrency.
 Throughput is audio seconds produced per wall second; the targets are served >= 0.95x raw.
-Then a ~1,000-character paragraph is streamed through the API and its time to first audio
-byte is compared with the time to synthesize its first sentence alone (target <= 1.2x).
+Then, at concurrency 1, each sentence is sent raw, to the worker and to the API back to back
+(paired: a slow period of the VM hits all three alike), which measures the served path's own
+cost per request more finely than throughput windows minutes apart can. Last, a
+~1,000-character paragraph is streamed through the API and its time to first audio byte is
+compared with the time to synthesize its first sentence alone (target <= 1.2x).
 
     .venv/bin/python benchmarks/tts.py --engines piper --reps 6 --rounds 1 --out benchmarks/reports/tts.md
     .venv/bin/python benchmarks/tts.py --engines kokoro --reps 6 --sentences 10 --out benchmarks/reports/tts_kokoro.md
@@ -139,6 +142,35 @@ async def served_throughput(url: str, model: str, voice: str, items: list[str], 
     return {"audio_s_per_s": audio / wall, "p50_ms": 1000 * lats[len(lats) // 2], "n": len(lats)}
 
 
+def paired_latency(engine: Any, voice: str, items: list[str], urls: dict[str, str], model: str,
+                   cores: int) -> dict[str, Any]:
+    """Concurrency 1, each sentence raw then worker then API, back to back; per-path medians."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    dictionary = PronunciationDictionary.default()
+    conns = {path: http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=120)
+             for path, url in urls.items()}
+    lat: dict[str, list[float]] = {"raw": [], **{path: [] for path in urls}}
+    for text in items:
+        t0 = time.monotonic()
+        plan = plan_speech(SpeechRequest(model="x", input=text, voice=voice, response_format="pcm"), engine, dictionary)
+        render_all(engine, plan, cores)
+        lat["raw"].append(time.monotonic() - t0)
+        body = json.dumps({"model": model, "input": text, "voice": voice, "response_format": "pcm"})
+        for path, conn in conns.items():
+            t0 = time.monotonic()
+            conn.request("POST", "/v1/audio/speech", body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"{path} answered {resp.status}")
+            lat[path].append(time.monotonic() - t0)
+    for conn in conns.values():
+        conn.close()
+    return {path: 1000 * statistics.median(xs) for path, xs in lat.items()} | {"n": len(items)}
+
+
 async def first_byte(url: str, model: str, voice: str, text: str) -> float:
     body = {"model": model, "input": text, "voice": voice, "response_format": "pcm", "stream": True}
     async with aiohttp.ClientSession() as session:
@@ -208,9 +240,10 @@ def bench_engine(name: str, rounds: int, reps: int, sentences: int, tmp: Path) -
                     windows[path][c].append(asyncio.run(served_throughput(url, name, voice, items, c, rate)))
         for path, by_conc in windows.items():
             out[path] = {c: _summary(ws) for c, ws in by_conc.items()}
-        # first sentence alone (in process, all cores) vs first streamed byte of the paragraph;
         # the pause lets the worker's scheduler leave one-core mode (worker.calm_s, 1 s)
         time.sleep(2.0)
+        out["paired"] = paired_latency(engine, voice, items * 2, urls, name, cores)
+        # first sentence alone (in process, all cores) vs first streamed byte of the paragraph
         dictionary = PronunciationDictionary.default()
         first_sentence = PARAGRAPH.split(". ")[0] + "."
         times = []
@@ -254,6 +287,14 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, load_before:
                 ratio = m["audio_s_per_s"] / r["raw"][c]["audio_s_per_s"]
                 lines.append(f"| {r['engine']} | {path} | {c} | {m['audio_s_per_s']:.2f} | {m['p50_ms']:.0f} | "
                              f"{ratio:.3f}x | {', '.join(str(w) for w in m['windows'])} |")
+    lines += ["", "Concurrency 1, paired: each sentence raw, then through the worker, then through the API, "
+              "back to back (a slow period of the machine hits all three alike); median latency per request:", "",
+              "| engine | requests per path | raw ms | worker ms | api ms | worker / raw | api / raw |",
+              "|---|---|---|---|---|---|---|"]
+    for r in results:
+        p = r["paired"]
+        lines.append(f"| {r['engine']} | {p['n']} | {p['raw']:.1f} | {p['worker']:.1f} | {p['api']:.1f} | "
+                     f"{p['worker'] / p['raw']:.3f}x | {p['api'] / p['raw']:.3f}x |")
     lines += ["", "Time to first audio byte of a streamed 1,000-character paragraph (through the API) vs "
               "synthesizing its first sentence alone in process (target <= 1.2x); medians of 5 each:", "",
               "| engine | first sentence alone s | streamed TTFB s | ratio | worker start s | stack start s |",
