@@ -149,10 +149,13 @@ async def _redo_pending(db: JobDB, ids: list[str], live_pids: list[int]) -> bool
     live = {str(pid) for pid in live_pids}
     for job_id in ids:
         for c in await db.job_chunks(job_id):
-            if c.synth_calls == 0 or c.state.value in ("done", "dead"):
+            if c.state.value in ("done", "dead"):
                 continue
-            redone = c.synth_calls >= 2
-            orphaned = c.state.value == "pending" or (c.lease_owner or "-?").split("-")[1] not in live
+            # attempts counts leases in the lease's own transaction; synth_calls is bumped in the
+            # next one, so a just re-leased orphan shows attempts 2 while synth_calls is still 1
+            redone = c.attempts >= 2 or c.synth_calls >= 2
+            owner_pid = (c.lease_owner or "-?").split("-")[1]
+            orphaned = c.synth_calls >= 1 and (c.state.value == "pending" or owner_pid not in live)
             if redone or orphaned:
                 return True
     return False
