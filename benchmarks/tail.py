@@ -34,13 +34,10 @@ import heapq
 import itertools
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +48,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sentences import HARNESS_SENTENCES  # noqa: E402
+from tts import free_port, start, stop, wait_http  # noqa: E402
 
 from voxmesh.worker.scheduler import Admit, CoreScheduler  # noqa: E402
 
@@ -78,12 +76,6 @@ def ratio(latencies: list[float]) -> tuple[float, float, float]:
 
 
 # ---- 1. measured ---------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _server_timing(value: str) -> dict[str, float]:
     parts = (p.strip().split(";dur=") for p in value.split(",") if ";dur=" in p)
     return {name: float(dur) for name, dur in parts}
@@ -114,28 +106,16 @@ async def closed_loop(url: str, seconds: float) -> list[Sample]:
 
 
 def measure(seconds: float, log: Path) -> list[Sample]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXMESH_")}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "voxmesh", "worker", "--engine", "piper", "--model",
-                                 "piper", "--port", str(port), "--threads", str(CORES)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    port = free_port()
+    proc = start([sys.executable, "-m", "voxmesh", "worker", "--engine", "piper", "--model", "piper",
+                  "--port", str(port), "--threads", str(CORES)], log)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_http(url + "/readyz", timeout=120)
         asyncio.run(closed_loop(url, 10.0))  # warm both sessions and the learned cost rate
         return asyncio.run(closed_loop(url, seconds))
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop(proc)
 
 
 # ---- 2. replayed ---------------------------------------------------------------------------

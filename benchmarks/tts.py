@@ -149,8 +149,8 @@ def paired_latency(engine: Any, voice: str, items: list[str], urls: dict[str, st
     from urllib.parse import urlsplit
 
     dictionary = PronunciationDictionary.default()
-    conns = {path: http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=120)
-             for path, url in urls.items()}
+    parts = {path: urlsplit(url) for path, url in urls.items()}
+    conns = {path: http.client.HTTPConnection(u.hostname, u.port, timeout=120) for path, u in parts.items()}
     lat: dict[str, list[float]] = {"raw": [], **{path: [] for path in urls}}
     for text in items:
         t0 = time.monotonic()
