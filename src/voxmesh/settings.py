@@ -44,6 +44,10 @@ class WorkerSettings(BaseModel):
         1.0, ge=0.0,
         description="a lone request gets every core only after this long without two requests in flight "
         "(hysteresis of the core scheduler; 0 decides on the instant)")
+    preempt_frac: float = Field(
+        0.25, ge=0.0, le=1.0,
+        description="a newcomer takes back the cores of a lone request's all-core segment that has run less "
+        "than this fraction of its expected time; the segment restarts on one core (0: never)")
     # Fault injection for resilience tests: fraction of requests answered 500, added latency.
     fault_error_rate: float = Field(0.0, ge=0.0, le=1.0)
     fault_delay_ms: float = Field(0.0, ge=0.0)

@@ -114,3 +114,32 @@ def test_release_memory_runs_with_arena_shrinkage(feed: dict[str, Any]) -> None:
     assert pair.run_options.get_run_config_entry("memory.enable_memory_arena_shrinkage") == "cpu:0"
     assert pair.narrow.run(None, feed, pair.run_options)[0].size > 10_000
     assert SessionPair.load(model_path(), 1).run_options is None
+
+
+def test_an_interrupt_stops_a_running_inference_and_only_that_one(piper: PiperEngine) -> None:
+    """The real Piper model: a long segment on the wide session stops when its interrupt
+    fires mid-run (onnxruntime's terminate flag) and raises SegmentInterrupted; with one
+    fired too late it returns the same audio as without."""
+    import time
+
+    from voxmesh.engines.base import Interrupt, Segment, SegmentInterrupted, Span, VoiceMix
+
+    seg = Segment((Span("The patient listener waits for the next sentence, and then for one more, "
+                        "while the quick brown fox jumps over the lazy dog again and again."),), "en")
+    joe = VoiceMix.single("joe")
+    t0 = time.monotonic()
+    whole = piper.synthesize_segment(seg, joe, 1.0, threads=2)
+    full_s = time.monotonic() - t0
+    interrupt = Interrupt()
+    threading.Timer(0.2 * full_s, interrupt.fire).start()
+    with pytest.raises(SegmentInterrupted):  # a run that ended on its own would return audio
+        piper.synthesize_segment(seg, joe, 1.0, threads=2, interrupt=interrupt)
+    # fired before the run: stops at once; fired after it: the audio stands
+    early = Interrupt()
+    early.fire()
+    with pytest.raises(SegmentInterrupted):
+        piper.synthesize_segment(seg, joe, 1.0, threads=1, interrupt=early)
+    late = Interrupt()
+    again = piper.synthesize_segment(seg, joe, 1.0, threads=2, interrupt=late)
+    late.fire()
+    assert abs(again.size - whole.size) < 0.1 * whole.size  # whole speech (Piper's noise moves the length)

@@ -13,6 +13,8 @@ in :mod:`voxmesh.worker.synthesis`, so every engine gets them the same way.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -24,8 +26,10 @@ __all__ = [
     "Capabilities",
     "Engine",
     "EngineInfo",
+    "Interrupt",
     "Pcm",
     "Segment",
+    "SegmentInterrupted",
     "Span",
     "TtsEngine",
     "Voice",
@@ -95,6 +99,43 @@ class VoiceMix:
         return max(self.parts, key=lambda p: p[1])[0]
 
 
+class SegmentInterrupted(Exception):
+    """The segment's inference was stopped through its :class:`Interrupt`; nothing was
+    produced and the caller runs the segment again (internal: never reaches a client)."""
+
+
+class Interrupt:
+    """Lets another thread stop one segment's inference (the core scheduler takes the cores
+    of a segment that has just started with all of them back for a newcomer).
+
+    The engine registers how to stop its running call with :meth:`on_fire` (onnxruntime: set
+    the run's ``terminate`` flag) and raises :class:`SegmentInterrupted` when the call ends
+    because of it. :meth:`fire` may come before, during or after the call: before, the hook
+    runs at registration; after, it changes nothing (the segment is done).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hooks: list[Callable[[], None]] = []
+        self.fired = False
+
+    def on_fire(self, hook: Callable[[], None]) -> None:
+        with self._lock:
+            if not self.fired:
+                self._hooks.append(hook)
+                return
+        hook()
+
+    def fire(self) -> None:
+        with self._lock:
+            if self.fired:
+                return
+            self.fired = True
+            hooks, self._hooks = self._hooks, []
+        for hook in hooks:
+            hook()
+
+
 @runtime_checkable
 class Engine(Protocol):
     name: str
@@ -120,10 +161,13 @@ class TtsEngine(Engine, Protocol):
         ...
 
     def synthesize_segment(
-        self, segment: Segment, voice: VoiceMix, speed: float, *, threads: int | None = None
+        self, segment: Segment, voice: VoiceMix, speed: float, *, threads: int | None = None,
+        interrupt: Interrupt | None = None,
     ) -> Pcm:
         """Mono float32 PCM in [-1, 1]. ``threads`` picks an inference session sized for that
-        many cores, where the engine keeps several (load-adaptive parallelism)."""
+        many cores, where the engine keeps several (load-adaptive parallelism). An engine that
+        can stop mid-inference honours ``interrupt`` (raising :class:`SegmentInterrupted`);
+        one that cannot ignores it and finishes the segment."""
         ...
 
 

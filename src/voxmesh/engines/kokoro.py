@@ -42,7 +42,17 @@ import numpy as np
 import numpy.typing as npt
 
 from voxmesh.background import start_background
-from voxmesh.engines.base import WARM_PHONEMES, Capabilities, Pcm, Segment, Span, Voice, VoiceMix
+from voxmesh.engines.base import (
+    WARM_PHONEMES,
+    Capabilities,
+    Interrupt,
+    Pcm,
+    Segment,
+    SegmentInterrupted,
+    Span,
+    Voice,
+    VoiceMix,
+)
 from voxmesh.engines.onnx_sessions import SessionPair
 from voxmesh.errors import EngineError, UnknownVoice, UnsupportedLanguage
 
@@ -239,7 +249,8 @@ class KokoroEngine:
         return table
 
     def synthesize_segment(
-        self, segment: Segment, voice: VoiceMix, speed: float, *, threads: int | None = None
+        self, segment: Segment, voice: VoiceMix, speed: float, *, threads: int | None = None,
+        interrupt: Interrupt | None = None,
     ) -> Pcm:
         from kokoro_onnx.chunker import split_phonemes
 
@@ -256,7 +267,9 @@ class KokoroEngine:
             if not tokens:
                 continue
             try:
-                out = session.run(None, self._feed(tokens, table, speed), sessions.run_options)
+                out = sessions.run(session, self._feed(tokens, table, speed), interrupt)
+            except SegmentInterrupted:
+                raise
             except Exception as exc:  # onnxruntime's own exception types
                 raise EngineError(f"kokoro inference failed: {exc}") from exc
             parts.append(np.asarray(out[0], dtype=np.float32).reshape(-1))

@@ -71,6 +71,7 @@ from typing import Any
 import onnxruntime as ort
 
 from voxmesh.background import start_background
+from voxmesh.engines.base import Interrupt, SegmentInterrupted
 
 __all__ = ["SessionPair", "make_session"]
 
@@ -125,6 +126,7 @@ class SessionPair:
         if release_memory:
             self.run_options = ort.RunOptions()
             self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self._release_memory = release_memory
         self._narrow: ort.InferenceSession | None = wide if threads <= 1 else None
         self._narrow_ready = threading.Event()
         if self._narrow is not None:
@@ -160,6 +162,24 @@ class SessionPair:
     @property
     def narrow(self) -> ort.InferenceSession:
         return self._narrow if self._narrow is not None else self.wide
+
+    def run(self, session: ort.InferenceSession, feed: dict[str, Any],
+            interrupt: Interrupt | None = None) -> list[Any]:
+        """``session.run`` with this pair's run options; an ``interrupt`` fired before or during
+        the run stops it between two graph nodes (onnxruntime's ``RunOptions.terminate``,
+        checked by the executor) and raises :class:`SegmentInterrupted`."""
+        if interrupt is None:
+            return session.run(None, feed, self.run_options)  # type: ignore[no-any-return]
+        options = ort.RunOptions()  # one per run: terminate must not leak into the next
+        if self._release_memory:
+            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        interrupt.on_fire(lambda: setattr(options, "terminate", True))
+        try:
+            return session.run(None, feed, options)  # type: ignore[no-any-return]
+        except Exception:
+            if interrupt.fired:
+                raise SegmentInterrupted() from None
+            raise
 
     def pick(self, threads: int | None) -> ort.InferenceSession:
         """``None`` means "the engine's default": all the threads it was loaded with."""

@@ -34,7 +34,17 @@ from typing import Any
 
 import numpy as np
 
-from voxmesh.engines.base import WARM_PHONEMES, Capabilities, Pcm, Segment, Span, Voice, VoiceMix
+from voxmesh.engines.base import (
+    WARM_PHONEMES,
+    Capabilities,
+    Interrupt,
+    Pcm,
+    Segment,
+    SegmentInterrupted,
+    Span,
+    Voice,
+    VoiceMix,
+)
 from voxmesh.engines.onnx_sessions import SessionPair
 from voxmesh.errors import EngineError, UnknownVoice, UnsupportedLanguage
 
@@ -185,7 +195,8 @@ class PiperEngine:
 
     # -- synthesis -------------------------------------------------------------------------
     def synthesize_segment(
-        self, segment: Segment, voice: VoiceMix, speed: float, *, threads: int | None = None
+        self, segment: Segment, voice: VoiceMix, speed: float, *, threads: int | None = None,
+        interrupt: Interrupt | None = None,
     ) -> Pcm:
         sessions = self._loaded()
         self._check_language(segment.language)
@@ -198,7 +209,9 @@ class PiperEngine:
         if not phonemes:
             return np.zeros(0, dtype=np.float32)
         try:
-            result = sessions.pick(threads).run(None, self._feed(phonemes, speed), sessions.run_options)
+            result = sessions.run(sessions.pick(threads), self._feed(phonemes, speed), interrupt)
+        except SegmentInterrupted:
+            raise
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument types
             raise EngineError(f"piper inference failed: {exc}") from exc
         audio = np.asarray(result[0], dtype=np.float32).reshape(-1)

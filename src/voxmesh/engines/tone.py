@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from voxmesh.engines.base import Capabilities, Pcm, Segment, Voice, VoiceMix
+from voxmesh.engines.base import Capabilities, Interrupt, Pcm, Segment, Voice, VoiceMix
 from voxmesh.errors import UnknownVoice
 
 __all__ = ["ToneEngine"]
@@ -51,7 +51,7 @@ class ToneEngine:
         return ""  # any symbol makes a tone
 
     def synthesize_segment(self, segment: Segment, voice: VoiceMix, speed: float, *,
-                           threads: int | None = None) -> Pcm:
+                           threads: int | None = None, interrupt: Interrupt | None = None) -> Pcm:
         t0 = time.monotonic()
         known = {v.id for v in _VOICES}
         for name, _ in voice.parts:

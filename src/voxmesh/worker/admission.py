@@ -9,6 +9,12 @@ synthesis time (the worker passes the input's characters). Admission learns seco
 unit from the requests it has run (EWMA of run time / size) and hands the scheduler the
 estimated service time, so the waiting list is ordered by latest start time (see
 :mod:`voxmesh.worker.scheduler`); without a cost it is FIFO.
+
+``slot.threads(cost=n)`` likewise sizes the segment (its characters). Admission learns the
+seconds per unit of segments run with all cores, so the scheduler knows how long an
+all-core segment should take and can take a *fresh* one back for a newcomer
+(``preempt_frac``): it then fires that segment's ``slot.interrupt``, the engine stops, and
+the worker runs the segment again (the next ``slot.threads()`` grants one core).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from voxmesh.engines.base import Interrupt
 from voxmesh.errors import Overloaded
 from voxmesh.worker.scheduler import Admit, CoreScheduler, Grant
 
@@ -29,25 +36,45 @@ class Slot:
     def __init__(self, admission: Admission, ticket: int) -> None:
         self._admission = admission
         self.ticket = ticket
+        #: fired when the scheduler takes the current segment's cores back (pass it to the engine)
+        self.interrupt = Interrupt()
+        self._segment: tuple[float, float, int] | None = None  # (start, cost, threads)
 
-    def threads(self) -> int:
-        """Thread count for the next segment; a drop from all cores to one starts waiters."""
+    def threads(self, cost: float = 0.0) -> int:
+        """Thread count for the next segment (``cost``: its size, e.g. characters); a drop
+        from all cores to one starts waiters."""
         admission = self._admission
-        threads = admission.scheduler.threads_for(self.ticket, now=admission.now())
-        admission.wake(admission.scheduler.admit_waiting(now=admission.now()))
+        now = admission.now()
+        self.finish_segment(now)
+        expected = cost * admission.wide_seconds_per_unit
+        threads = admission.scheduler.threads_for(self.ticket, now=now, cost=expected)
+        self.interrupt = Interrupt()
+        self._segment = (now, cost, threads)
+        admission.wake(admission.scheduler.admit_waiting(now=now))
         return threads
+
+    def finish_segment(self, now: float) -> None:
+        """Learn from the segment that just ended (all-core, not interrupted)."""
+        if self._segment is not None:
+            start, cost, threads = self._segment
+            self._segment = None
+            if threads > 1 and not self.interrupt.fired:
+                self._admission.wide_seconds_per_unit = self._admission.ewma(
+                    self._admission.wide_seconds_per_unit, cost, now - start)
 
 
 class Admission:
     def __init__(self, cores: int, max_queue: int, retry_after_s: float = 1.0, calm_s: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.scheduler = CoreScheduler(cores, max_queue, calm_s=calm_s)
+                 clock: Callable[[], float] = time.monotonic, preempt_frac: float = 0.0) -> None:
+        self.scheduler = CoreScheduler(cores, max_queue, calm_s=calm_s, preempt_frac=preempt_frac)
         self.now = clock
         self._tickets = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[None]] = {}
+        self._slots: dict[int, Slot] = {}
         self.retry_after_s = retry_after_s
         self.rejected = 0
         self.seconds_per_unit = 0.0  # learned; 0 until the first sized request finishes
+        self.wide_seconds_per_unit = 0.0  # learned from all-core segments; 0: never preempt
         self.ewma_alpha = 0.2
 
     @property
@@ -58,14 +85,12 @@ class Admission:
     def queued(self) -> int:
         return self.scheduler.queued
 
-    def _learn(self, cost: float, seconds: float) -> None:
+    def ewma(self, current: float, cost: float, seconds: float) -> float:
+        """``current`` seconds per unit moved towards ``seconds / cost`` (the first sample sets it)."""
         if cost <= 0 or seconds <= 0:
-            return
+            return current
         rate = seconds / cost
-        if self.seconds_per_unit == 0.0:
-            self.seconds_per_unit = rate
-        else:
-            self.seconds_per_unit += self.ewma_alpha * (rate - self.seconds_per_unit)
+        return rate if current == 0.0 else current + self.ewma_alpha * (rate - current)
 
     @asynccontextmanager
     async def slot(self, cost: float = 0.0) -> AsyncIterator[Slot]:
@@ -83,13 +108,18 @@ class Admission:
             )
         if admit is Admit.RUN:
             waiter.set_result(None)
+            for taken in self.scheduler.take_preempted():
+                self._slots[taken].interrupt.fire()  # only a running slot's segment is ever taken
         try:
             await waiter
             t_start = self.now()
-            yield Slot(self, ticket)
-            self._learn(cost, self.now() - t_start)
+            slot = self._slots[ticket] = Slot(self, ticket)
+            yield slot
+            slot.finish_segment(self.now())
+            self.seconds_per_unit = self.ewma(self.seconds_per_unit, cost, self.now() - t_start)
         finally:
             self._waiters.pop(ticket, None)
+            self._slots.pop(ticket, None)
             self.wake(self.scheduler.release(ticket, now=self.now()))
 
     def wake(self, grants: list[Grant]) -> None:

@@ -35,9 +35,10 @@ from aiohttp import web
 
 from voxmesh.api.errors import error_middleware
 from voxmesh.api.schemas import SpeechRequest, parse_body
+from voxmesh.engines.base import SegmentInterrupted
 from voxmesh.errors import EngineError, Overloaded
 from voxmesh.settings import WorkerSettings
-from voxmesh.worker.admission import Admission
+from voxmesh.worker.admission import Admission, Slot
 
 __all__ = ["WorkerApp", "build_worker_app"]
 
@@ -77,7 +78,8 @@ class WorkerApp:
         self.settings = settings
         self.cores = cores
         self.dictionary = dictionary
-        self.admission = Admission(cores, settings.max_queue, calm_s=settings.calm_s)
+        self.admission = Admission(cores, settings.max_queue, calm_s=settings.calm_s,
+                                   preempt_frac=settings.preempt_frac)
         self.pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="infer")
         self.ready = False
         self.stats = WorkerStats()
@@ -165,6 +167,9 @@ class WorkerApp:
             "# TYPE voxmesh_worker_segment_grants_total counter",
             f'voxmesh_worker_segment_grants_total{{model="{m}",threads="all"}} {self.admission.scheduler.wide_grants}',
             f'voxmesh_worker_segment_grants_total{{model="{m}",threads="1"}} {self.admission.scheduler.narrow_grants}',
+            "# HELP voxmesh_worker_segment_preemptions_total all-core segments taken back for a newcomer and rerun",
+            "# TYPE voxmesh_worker_segment_preemptions_total counter",
+            f'voxmesh_worker_segment_preemptions_total{{model="{m}"}} {self.admission.scheduler.preemptions}',
             "# HELP voxmesh_worker_requests_total requests answered, by status",
             "# TYPE voxmesh_worker_requests_total counter",
         ]
@@ -181,7 +186,7 @@ class WorkerApp:
         return "\n".join(lines) + "\n"
 
     async def speech(self, request: web.Request) -> web.StreamResponse:
-        from voxmesh.worker.synthesis import plan_speech, render_segment
+        from voxmesh.worker.synthesis import plan_speech
 
         if not self.ready:
             raise Overloaded("model is still loading: retry when /readyz answers 200", retry_after=1.0)
@@ -202,7 +207,7 @@ class WorkerApp:
                 resp.enable_chunked_encoding()
                 await resp.prepare(request)
                 for segment in plan.segments:
-                    pcm = await self._render(loop, render_segment, plan, segment, slot.threads())
+                    pcm = await self._render(loop, plan, segment, slot)
                     chunk = encoder.feed(pcm)
                     if chunk:
                         await resp.write(chunk)
@@ -215,7 +220,7 @@ class WorkerApp:
             parts: list[bytes] = []
             t_synth = time.monotonic()
             for segment in plan.segments:
-                pcm = await self._render(loop, render_segment, plan, segment, slot.threads())
+                pcm = await self._render(loop, plan, segment, slot)
                 parts.append(encoder.feed(pcm))
             parts.append(encoder.close())
             synth_ms = 1000 * (time.monotonic() - t_synth)
@@ -223,14 +228,24 @@ class WorkerApp:
         self.stats.count(200)
         return web.Response(body=b"".join(parts), headers={**headers, "Content-Type": encoder.content_type})
 
-    async def _render(self, loop: asyncio.AbstractEventLoop, render: Any, plan: Any, segment: Any,
-                      threads: int) -> Any:
+    async def _render(self, loop: asyncio.AbstractEventLoop, plan: Any, segment: Any, slot: Slot) -> Any:
+        """One segment on the scheduler's grant. If the scheduler takes the cores of a segment
+        that has just started back for a newcomer, the engine stops and the segment runs
+        again (on one core: the next grant)."""
+        from voxmesh.worker.synthesis import render_segment
+
         t0 = time.monotonic()
-        try:
-            pcm = await loop.run_in_executor(self.pool, render, self.engine, plan, segment, threads)
-        except Exception as exc:
-            self.stats.count(500)
-            raise EngineError(f"synthesis failed: {type(exc).__name__}: {exc}") from exc
+        while True:
+            threads = slot.threads(cost=len(segment.text))
+            try:
+                pcm = await loop.run_in_executor(self.pool, render_segment, self.engine, plan, segment, threads,
+                                                 slot.interrupt)
+                break
+            except SegmentInterrupted:
+                continue
+            except Exception as exc:
+                self.stats.count(500)
+                raise EngineError(f"synthesis failed: {type(exc).__name__}: {exc}") from exc
         self.stats.synth_seconds += time.monotonic() - t0
         self.stats.audio_seconds += len(pcm) / float(plan.sample_rate)
         return pcm

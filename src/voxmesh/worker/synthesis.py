@@ -6,8 +6,8 @@ releases the GIL) and asks the core scheduler for a thread count before each seg
     plan = plan_speech(req, engine, dictionary)           # validation + text pipeline, 4xx here
     enc = plan.encoder()
     for seg in plan.segments:
-        threads = slot.threads()                           # the core scheduler's grant
-        send(enc.feed(render_segment(engine, plan, seg, threads)))
+        threads = slot.threads(cost=len(seg.text))         # the core scheduler's grant
+        send(enc.feed(render_segment(engine, plan, seg, threads, slot.interrupt)))
     send(enc.close())
 
 plan_speech, in order
@@ -43,7 +43,7 @@ from voxmesh.audio.encoding import CONTENT_TYPES, StreamEncoder, make_encoder
 from voxmesh.audio.prosody import Prosody, apply_prosody, blend_voice, prosody_for, time_stretch
 from voxmesh.audio.resample import SUPPORTED_RATES, resample
 from voxmesh.audio.stitch import pause_after, trim_silence, with_pause
-from voxmesh.engines.base import Pcm, Segment, Span, TtsEngine, VoiceMix
+from voxmesh.engines.base import Interrupt, Pcm, Segment, Span, TtsEngine, VoiceMix
 from voxmesh.errors import InvalidRequest, UnknownVoice, UnsupportedFormat, UnsupportedLanguage
 from voxmesh.text.chunking import chunk_text
 from voxmesh.text.normalize import normalize
@@ -215,10 +215,12 @@ def plan_speech(req: SpeechRequest, engine: TtsEngine, dictionary: Pronunciation
     )
 
 
-def render_segment(engine: TtsEngine, plan: SpeechPlan, segment: Segment, threads: int | None) -> Pcm:
-    """Mono float32 PCM at ``plan.sample_rate`` for one segment, pause included."""
+def render_segment(engine: TtsEngine, plan: SpeechPlan, segment: Segment, threads: int | None,
+                   interrupt: Interrupt | None = None) -> Pcm:
+    """Mono float32 PCM at ``plan.sample_rate`` for one segment, pause included
+    (:class:`~voxmesh.engines.base.SegmentInterrupted` if ``interrupt`` stops the engine)."""
     rate = plan.native_rate
-    pcm = engine.synthesize_segment(segment, plan.voice, plan.engine_speed, threads=threads)
+    pcm = engine.synthesize_segment(segment, plan.voice, plan.engine_speed, threads=threads, interrupt=interrupt)
     pcm = trim_silence(pcm, rate)
     if abs(plan.tempo - 1.0) > 1e-6:
         pcm = time_stretch(pcm, rate, plan.tempo)

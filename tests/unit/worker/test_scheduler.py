@@ -65,24 +65,27 @@ def test_cancelled_waiter_leaves_the_queue() -> None:
 SUBMIT, RELEASE, SEGMENT = range(3)
 
 
-@settings(max_examples=200)
+@settings(max_examples=300)
 @given(st.lists(st.tuples(st.integers(SUBMIT, SEGMENT), st.integers(0, 30)), max_size=80), st.integers(1, 4),
-       st.integers(0, 5))
-def test_invariants(ops: list[tuple[int, int]], cores: int, max_queue: int) -> None:
-    s = CoreScheduler(cores=cores, max_queue=max_queue)
+       st.integers(0, 5), st.sampled_from([0.0, 0.5, 1.0]))
+def test_invariants(ops: list[tuple[int, int]], cores: int, max_queue: int, preempt_frac: float) -> None:
+    s = CoreScheduler(cores=cores, max_queue=max_queue, preempt_frac=preempt_frac)
     live: list[int] = []
     running: list[int] = []
     started: list[int] = []
     next_ticket = 0
-    for op, pick in ops:
+    for now, (op, pick) in enumerate(ops):  # one time unit per step; every segment "costs" 4
         if op == SUBMIT:
             next_ticket += 1
-            admit, grant = s.submit(next_ticket)
+            admit, grant = s.submit(next_ticket, now=now)
             if admit is not Admit.REJECTED:
                 live.append(next_ticket)
             if grant:
                 started.append(grant.ticket)
                 running.append(grant.ticket)
+            for ticket in s.take_preempted():  # taken back: its segment restarts on one core
+                assert ticket in running
+                assert s.threads_for(ticket, now=now, cost=4.0) == 1
         elif op == RELEASE and live:
             ticket = live.pop(pick % len(live))
             if ticket in running:
@@ -91,7 +94,7 @@ def test_invariants(ops: list[tuple[int, int]], cores: int, max_queue: int) -> N
             started += new
             running += new
         elif op == SEGMENT and running:  # a running request starts its next segment
-            s.threads_for(running[pick % len(running)])
+            s.threads_for(running[pick % len(running)], now=now, cost=4.0)
             new = [g.ticket for g in s.admit_waiting()]
             started += new
             running += new
@@ -102,3 +105,40 @@ def test_invariants(ops: list[tuple[int, int]], cores: int, max_queue: int) -> N
         assert s.queued == 0 or s.threads_granted == cores
     # tickets increase with arrival, so FIFO means they start in increasing order
     assert started == sorted(started)
+
+
+def test_a_fresh_wide_segment_is_taken_back_for_a_newcomer() -> None:
+    s = CoreScheduler(cores=2, max_queue=4, preempt_frac=0.25)
+    s.submit(1, now=0.0)
+    assert s.threads_for(1, now=0.0, cost=1.6) == 2  # a 1.6 s segment on both cores
+    # 0.1 s in (< 0.25 x 1.6 s): starting over on one core beats waiting 1.5 s
+    assert s.submit(2, now=0.1) == (Admit.RUN, Grant(2, 1))
+    assert s.take_preempted() == [1] and s.take_preempted() == []
+    assert s.threads_granted == 2 and s.preemptions == 1
+    assert s.threads_for(1, now=0.11, cost=1.6) == 1  # its segment runs again on one core
+
+
+def test_a_wide_segment_past_the_window_is_waited_out() -> None:
+    s = CoreScheduler(cores=2, max_queue=4, preempt_frac=0.25)
+    s.submit(1, now=0.0)
+    s.threads_for(1, now=0.0, cost=1.6)
+    assert s.submit(2, now=0.5) == (Admit.QUEUED, None)
+    assert s.take_preempted() == [] and s.preemptions == 0
+
+
+def test_no_preemption_without_an_expected_time_or_when_off() -> None:
+    s = CoreScheduler(cores=2, max_queue=4, preempt_frac=0.25)
+    s.submit(1, now=0.0)
+    s.threads_for(1, now=0.0)  # cost unknown
+    assert s.submit(2, now=0.01) == (Admit.QUEUED, None)
+    off = CoreScheduler(cores=2, max_queue=4)
+    off.submit(1, now=0.0)
+    off.threads_for(1, now=0.0, cost=1.6)
+    assert off.submit(2, now=0.01) == (Admit.QUEUED, None)
+
+
+def test_preempt_frac_is_checked() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="preempt_frac"):
+        CoreScheduler(cores=2, max_queue=4, preempt_frac=1.5)

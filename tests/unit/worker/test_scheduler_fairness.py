@@ -358,3 +358,41 @@ def test_calm_counts_from_the_end_of_contention_not_from_the_last_grant() -> Non
     s.release(3, now=5.0)
     assert s.threads_for(1, now=5.5) == 1
     assert s.threads_for(1, now=6.1) == 2  # alone for 1.1 s: all cores
+
+
+async def test_a_newcomer_takes_back_a_fresh_wide_segment() -> None:
+    """Admission learns how long an all-core segment takes; a newcomer 10 ms into a ~1 s
+    segment fires that segment's interrupt and starts at once on one core."""
+    import asyncio
+
+    from voxmesh.worker.admission import Admission
+
+    adm = Admission(cores=2, max_queue=8, preempt_frac=0.25)
+    async with adm.slot() as slot:  # one all-core segment of 100 units in ~50 ms
+        assert slot.threads(cost=100) == 2
+        await asyncio.sleep(0.05)
+    assert 0.0003 < adm.wide_seconds_per_unit < 0.002
+    events: list[str] = []
+    newcomer_in, long_again = asyncio.Event(), asyncio.Event()
+
+    async def long_request() -> None:
+        async with adm.slot() as slot:
+            threads = slot.threads(cost=2000)  # expected ~1 s with both cores
+            interrupt = slot.interrupt
+            events.append(f"long x{threads}")
+            await newcomer_in.wait()
+            assert interrupt.fired  # the engine would stop here; the segment runs again
+            events.append(f"long again x{slot.threads(cost=2000)}")
+            long_again.set()
+
+    async def newcomer() -> None:
+        async with adm.slot() as slot:
+            events.append(f"newcomer x{slot.threads(cost=100)}")
+            newcomer_in.set()
+            await long_again.wait()
+
+    first = asyncio.create_task(long_request())
+    await asyncio.sleep(0.01)
+    await asyncio.gather(first, asyncio.create_task(newcomer()))
+    assert events == ["long x2", "newcomer x1", "long again x1"]
+    assert adm.scheduler.preemptions == 1 and adm.scheduler.threads_granted == 0
