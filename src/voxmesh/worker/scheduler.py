@@ -38,10 +38,14 @@ Algorithm
     :class:`~voxmesh.engines.base.Interrupt`, and runs the segment again on one core) and the
     newcomer starts at once on the other core. With ``W`` the segment's all-core time, ``s``
     the one-core slowdown (one-core time / all-core time) and ``e`` the time already run,
-    both requests finish sooner in sum when ``e < W (2 - s)``: ``0.3 W`` for Kokoro (s ~1.7
-    on 2 cores). The default 0 never preempts; the worker passes its setting (0.25). This is
-    what a burst after idle looks like: two requests 1 ms apart no longer cost the second a
-    whole sentence of waiting (Kokoro: ~1.6 s).
+    both requests finish sooner in sum when ``e < W (2 - s)``: ``0.4 W`` here, where s is
+    ~1.6 on 2 cores for both engines (``benchmarks/reports/peers.md``, raw p50 with one
+    process of 2 threads vs two of 1: Piper 212 vs 338 ms, Kokoro 1760 vs 2749 ms). The
+    default 0 never preempts; the worker passes its setting (0.25, below 0.4 W because the
+    expected time is an estimate). It is what a burst after idle needs: two requests 1 ms
+    apart no longer cost the second a whole sentence of waiting. Measured
+    (``benchmarks/reports/burst.md``, two sentences sent at once to an idle worker): the
+    pair's makespan 0.72x (Piper) and 0.67x (Kokoro), mean latency 0.97x and 0.91x.
 
     Order of the waiting list: by *latest start time* ``arrival - cost`` (ties: arrival
     order), where ``cost`` is the caller's estimate of the request's service time in the
