@@ -22,6 +22,7 @@ BENCHES: dict[str, list[str]] = {
     "tts": [PY, "benchmarks/tts.py", "--engines", "piper", "--reps", "6", "--rounds", "1", "--out", "benchmarks/reports/tts.md"],
     "tts_kokoro": [PY, "benchmarks/tts.py", "--engines", "kokoro", "--reps", "6", "--sentences", "10",
                    "--out", "benchmarks/reports/tts_kokoro.md"],
+    "burst": [PY, "benchmarks/burst.py", "--engines", "piper", "kokoro", "--bursts", "20", "--out", "benchmarks/reports/burst.md"],
     "arena": [PY, "benchmarks/arena.py", "--reps", "3", "--seconds", "15"],
     "gateway": [PY, "benchmarks/gateway.py", "--report", "benchmarks/reports/gateway.md"],
     "autoscale": [PY, "benchmarks/autoscale.py", "--engines", "piper", "kokoro", "llamacpp", "--repeats", "2"],
