@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sentences import HARNESS_SENTENCES  # noqa: E402
-from tts import free_port, stop, wait_http  # noqa: E402
+from tts import free_port, start, stop, wait_http  # noqa: E402
 
 VOICE = {"piper": "joe", "kokoro": "default"}  # kokoro: its first voice
 SETTINGS = {"off": 0.0, "on": 0.25}  # worker.preempt_frac
@@ -76,7 +75,7 @@ def bench_engine(engine: str, bursts: int, idle: float, tmp: Path) -> dict[str, 
             port = free_port()
             cmd = [sys.executable, "-m", "voxmesh", "worker", "--engine", engine, "--model", engine,
                    "--port", str(port), "--threads", "2"]
-            procs.append(start_with_env(cmd, tmp / f"{engine}-{name}.log", frac))
+            procs.append(start(cmd, tmp / f"{engine}-{name}.log", {"VOXMESH_WORKER__PREEMPT_FRAC": str(frac)}))
             urls[name] = f"http://127.0.0.1:{port}"
         for url in urls.values():
             wait_http(url + "/readyz")
@@ -100,14 +99,6 @@ def bench_engine(engine: str, bursts: int, idle: float, tmp: Path) -> dict[str, 
     finally:
         for proc in procs:
             stop(proc)
-
-
-def start_with_env(cmd: list[str], log: Path, frac: float) -> subprocess.Popen[bytes]:
-    """As ``tts.start`` (no VOXMESH_* from this environment), plus this worker's setting."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXMESH_")}
-    env["VOXMESH_WORKER__PREEMPT_FRAC"] = str(frac)
-    with open(log, "wb") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace, load_before: float) -> str:

@@ -183,8 +183,10 @@ async def first_byte(url: str, model: str, voice: str, text: str) -> float:
     return ttfb
 
 
-def start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXMESH_")}
+def start(cmd: list[str], log: Path, settings: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``cmd`` with its output in ``log``, without this environment's VOXMESH_* variables;
+    ``settings``: VOXMESH_* variables of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXMESH_")} | (settings or {})
     with open(log, "wb") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 

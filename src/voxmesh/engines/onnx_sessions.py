@@ -113,6 +113,13 @@ def make_session(model: Path | str | bytes, threads: int) -> ort.InferenceSessio
     return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def _run_options() -> ort.RunOptions:
+    """Run options of ``release_memory``: the arena hands unused regions back after the run."""
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
 class SessionPair:
     """The wide session is created at load; the narrow one in a background thread, so a
     worker is ready (and serving lone requests at full speed) after one session creation,
@@ -122,11 +129,7 @@ class SessionPair:
         self.wide = wide
         self.threads = threads
         #: pass to every ``run`` (``None`` unless ``release_memory``: see the module doc)
-        self.run_options: ort.RunOptions | None = None
-        if release_memory:
-            self.run_options = ort.RunOptions()
-            self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        self._release_memory = release_memory
+        self.run_options = _run_options() if release_memory else None
         self._narrow: ort.InferenceSession | None = wide if threads <= 1 else None
         self._narrow_ready = threading.Event()
         if self._narrow is not None:
@@ -168,16 +171,14 @@ class SessionPair:
         """``session.run`` with this pair's run options; an ``interrupt`` fired before or during
         the run stops it between two graph nodes (onnxruntime's ``RunOptions.terminate``,
         checked by the executor) and raises :class:`SegmentInterrupted`."""
-        if interrupt is None:
-            return session.run(None, feed, self.run_options)  # type: ignore[no-any-return]
-        options = ort.RunOptions()  # one per run: terminate must not leak into the next
-        if self._release_memory:
-            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        interrupt.on_fire(lambda: setattr(options, "terminate", True))
+        options = self.run_options
+        if interrupt is not None:  # one per run: terminate must not leak into the next
+            options = _run_options() if self.run_options is not None else ort.RunOptions()
+            interrupt.on_fire(lambda: setattr(options, "terminate", True))
         try:
             return session.run(None, feed, options)  # type: ignore[no-any-return]
         except Exception:
-            if interrupt.fired:
+            if interrupt is not None and interrupt.fired:
                 raise SegmentInterrupted() from None
             raise
 

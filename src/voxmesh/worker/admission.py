@@ -115,8 +115,9 @@ class Admission:
             t_start = self.now()
             slot = self._slots[ticket] = Slot(self, ticket)
             yield slot
-            slot.finish_segment(self.now())
-            self.seconds_per_unit = self.ewma(self.seconds_per_unit, cost, self.now() - t_start)
+            now = self.now()
+            slot.finish_segment(now)
+            self.seconds_per_unit = self.ewma(self.seconds_per_unit, cost, now - t_start)
         finally:
             self._waiters.pop(ticket, None)
             self._slots.pop(ticket, None)
