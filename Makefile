@@ -9,7 +9,7 @@ STAMP := $(VENV)/.voxmesh-installed
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
 PORT ?= 8080
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup system-deps run test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,13 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/voxmesh up --port $(PORT)
 
-test: setup
+# Debian packages the tests use (packages.apt): installed once, only those missing.
+system-deps:
+	@pkgs=$$(grep -v '^\s*#' packages.apt | sed "s/#.*//" | xargs -r -n1 | while read p; do dpkg -s "$$p" >/dev/null 2>&1 || echo "$$p"; done); \
+	if [ -n "$$pkgs" ]; then echo "apt-get install $$pkgs"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs) >/dev/null; fi
+
+test: setup system-deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 test-fast: setup
