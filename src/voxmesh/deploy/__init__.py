@@ -1,0 +1,8 @@
+"""From one machine to a cluster: the Helm chart's values from a ``voxmesh up`` deployments
+file (:mod:`voxmesh.deploy.values`), rendering the chart offline (:mod:`voxmesh.deploy.chart`)
+and the ``voxmesh deploy`` command (:mod:`voxmesh.deploy.cli`)."""
+
+from voxmesh.deploy.chart import ALL_API_VERSIONS, chart_dir, render_manifests
+from voxmesh.deploy.values import values_from_config, whole_percentages
+
+__all__ = ["ALL_API_VERSIONS", "chart_dir", "render_manifests", "values_from_config", "whole_percentages"]
