@@ -56,6 +56,13 @@
 {{- fail (printf "splits.%s: a split may not share its name with a deployment" $model) -}}
 {{- end -}}
 {{- end -}}
+{{- $routable := concat $names (keys $v.splits) -}}
+{{- range $e := $v.externals -}}{{- $routable = append $routable $e.name -}}{{- end -}}
+{{- range $alias, $target := $v.aliases -}}
+{{- if and $target (not (has $target $routable)) -}}
+{{- fail (printf "aliases.%s: %q is not a deployment, external or split (set it to null to drop a default alias)" $alias $target) -}}
+{{- end -}}
+{{- end -}}
 {{- range $dep := $v.canary.flagger.deployments -}}
 {{- if not (has $dep $names) -}}
 {{- fail (printf "canary.flagger.deployments: %q is not a workers.deployments name" $dep) -}}
