@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from tests.integration.helm_kit import NAMESPACE, Obj, pod_specs
 
 __all__ = ["CHECKS", "KNOWN_LINKERD", "run_checks"]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import helm_python as helm
 import pytest
-
 from tests.integration.helm_kit import (
     CHART,
     SCENARIOS,

@@ -9,8 +9,14 @@ from collections.abc import Callable
 
 import pytest
 import yaml
-
-from tests.integration.helm_checks import CHECKS, KNOWN_LINKERD, _mem, fits_nodes, run_checks, values_file_node
+from tests.integration.helm_checks import (
+    CHECKS,
+    KNOWN_LINKERD,
+    _mem,
+    fits_nodes,
+    run_checks,
+    values_file_node,
+)
 from tests.integration.helm_kit import CHART, SCENARIOS, Obj, objects, scenario_objects
 
 

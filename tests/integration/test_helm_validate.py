@@ -15,7 +15,6 @@ import functools
 
 import kubernetes_validate
 import pytest
-
 from tests.integration.crd_schema import CrdSet, load_crds
 from tests.integration.helm_kit import SCENARIOS, SHARED_K8S, Obj, objects, scenario_objects
 

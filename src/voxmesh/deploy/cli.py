@@ -48,8 +48,8 @@ def _dump(data: Any) -> str:
 
 
 def _cmd_values(args: argparse.Namespace) -> int:
-    sys.stdout.write("# chart values from the deployments file (voxmesh deploy values)\n")
-    sys.stdout.write(_dump(_config_values(args)))
+    values = _config_values(args)
+    sys.stdout.write("# chart values from the deployments file (voxmesh deploy values)\n" + _dump(values))
     return 0
 
 
