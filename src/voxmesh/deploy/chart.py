@@ -23,7 +23,7 @@ from typing import Any
 
 from voxmesh.errors import ConfigError
 
-__all__ = ["ALL_API_VERSIONS", "DEFAULT_KUBE_VERSION", "chart_dir", "merge_values", "render_manifests"]
+__all__ = ["ALL_API_VERSIONS", "DEFAULT_KUBE_VERSION", "chart_defaults", "chart_dir", "merge_values", "render_manifests"]
 
 ALL_API_VERSIONS = (
     "policy.linkerd.io/v1beta3",
@@ -48,6 +48,14 @@ def chart_dir(override: Path | None = None) -> Path:
             return c
     raise ConfigError(f"the voxmesh chart is not at {candidates[0]}: set VOXMESH_CHART_DIR to deploy/helm/voxmesh "
                       "of a voxmesh checkout (or pass --chart)")
+
+
+def chart_defaults(chart: Path | None = None) -> dict[str, Any]:
+    """The chart's own values.yaml."""
+    import yaml
+
+    data = yaml.safe_load((chart_dir(chart) / "values.yaml").read_text()) or {}
+    return dict(data)
 
 
 def merge_values(low: Mapping[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:

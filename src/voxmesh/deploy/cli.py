@@ -23,11 +23,12 @@ __all__ = ["add_parser"]
 
 
 def _config_values(args: argparse.Namespace) -> dict[str, Any]:
+    from voxmesh.deploy.chart import chart_defaults
     from voxmesh.deploy.values import values_from_config
     from voxmesh.deployments import load_deployments
 
-    config = args.deploy_config or args.config
-    return values_from_config(load_deployments(config))
+    config = load_deployments(args.deploy_config or args.config)
+    return values_from_config(config, chart_defaults(getattr(args, "chart", None)))
 
 
 def _extra_values(paths: list[Path]) -> list[dict[str, Any]]:

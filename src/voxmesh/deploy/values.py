@@ -62,8 +62,12 @@ def _worker(index: int, dep: Deployment) -> dict[str, Any]:
     return out
 
 
-def values_from_config(cfg: DeploymentsConfig) -> dict[str, Any]:
-    """The chart values that run ``cfg`` on a cluster (merge cluster-only values on top)."""
+def values_from_config(cfg: DeploymentsConfig, chart_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The chart values that run ``cfg`` on a cluster (merge cluster-only values on top).
+
+    Helm merges maps key by key, so an alias the chart's own defaults declare would survive
+    into a release whose deployments file does not have it: given ``chart_defaults`` (the
+    chart's values.yaml), such aliases are set to null, which drops them."""
     workers: list[dict[str, Any]] = []
     externals: list[dict[str, Any]] = []
     for i, dep in enumerate(cfg.deployments):
@@ -87,7 +91,7 @@ def values_from_config(cfg: DeploymentsConfig) -> dict[str, Any]:
         "workers": {"deployments": workers},
         "externals": externals,
         "splits": splits,
-        "aliases": dict(cfg.aliases),
+        "aliases": {**dict.fromkeys((chart_defaults or {}).get("aliases") or {}), **cfg.aliases},
         # runners in their own pods need a database every pod shares (PostgreSQL)
         "jobs": {"runners": {"enabled": bool(shared_queue)}},
     }

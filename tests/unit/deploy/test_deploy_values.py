@@ -44,6 +44,13 @@ def test_externals_splits_and_runners() -> None:
     assert v["settings"] == {"jobs": {"db_url": "postgresql+asyncpg://db/voxmesh", "queue": "rabbitmq"}}
 
 
+def test_chart_default_aliases_are_dropped_unless_the_file_has_them() -> None:
+    cfg = DeploymentsConfig.model_validate({"deployments": [{"name": "a", "engine": "piper"}],
+                                            "aliases": {"tts-1": "a"}})
+    v = values_from_config(cfg, {"aliases": {"tts-1": "tts-en", "tts-1-hd": "tts-multi"}})
+    assert v["aliases"] == {"tts-1": "a", "tts-1-hd": None}
+
+
 def test_split_over_an_external_is_refused() -> None:
     cfg = DeploymentsConfig.model_validate({
         "deployments": [{"name": "a", "engine": "piper"}, {"name": "b", "external": {"urls": ["http://b"]}}],
@@ -72,3 +79,16 @@ def test_merge_values_is_helms_coalescing() -> None:
     low = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
     assert merge_values(low, {"a": {"c": [3]}, "e": 2}) == {"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}
     assert low == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+
+
+def test_keda_replicas() -> None:
+    from voxmesh.deploy.keda import desired_replicas, desired_replicas_many
+
+    assert desired_replicas(57, 20, 1, 10) == 3
+    assert desired_replicas(250, 20, 1, 10) == 10
+    assert desired_replicas(0, 20, 2, 10) == 2
+    assert desired_replicas(0, 20, 0, 10) == 0 and desired_replicas(0.5, 20, 0, 10) == 1
+    assert desired_replicas(3, 2, 0, 10, activation=5) == 0
+    assert desired_replicas_many([(5, 2), (9, 2)], 1, 4) == 4
+    with pytest.raises(ValueError):
+        desired_replicas(1, 0, 1, 2)
