@@ -155,8 +155,10 @@ async def test_rendered_scaledobject_query_reads_the_held_load(stack: Stack, tmp
             held = [asyncio.create_task(speak(i)) for i in range(HELD)]
             try:
                 # the first finishes 6 s after it starts: read while all five are in the worker
-                value = await poll(session, prom, promql, HELD, 5.0)
-                gateway_view = await query(session, prom, 'sum(voxmesh_endpoint_in_flight{deployment="tone"})')
+                # (the two targets are scraped at their own phases: poll each)
+                value, gateway_view = await asyncio.gather(
+                    poll(session, prom, promql, HELD, 5.0),
+                    poll(session, prom, 'sum(voxmesh_endpoint_in_flight{deployment="tone"})', HELD, 5.0))
                 elapsed = time.monotonic() - t0
             finally:
                 for t in held:
