@@ -52,6 +52,10 @@ def test_fail_hpa_and_keda_both_on() -> None:
     assert "keda.enabled and hpa.enabled are both true" in msg
 
 
+def test_fail_runners_without_shared_storage() -> None:
+    assert "settings.storage.backend: s3" in refused({"jobs": {"runners": {"enabled": True}}})
+
+
 def test_fail_references() -> None:
     assert "aliases.tts-1: \"gone\"" in refused({"aliases": {"tts-1": "gone"}})
     assert "canary.flagger.deployments" in refused({"canary": {"flagger": {"enabled": True, "deployments": ["nope"]}}})

@@ -85,14 +85,15 @@ def values_from_config(cfg: DeploymentsConfig, chart_defaults: Mapping[str, Any]
         splits[model] = whole_percentages(weights, f"splits.{model}")
     settings = {k: v for k, v in cfg.settings.items() if k not in LOCAL_ONLY_SETTINGS}
     jobs = settings.get("jobs", {}) if isinstance(settings.get("jobs"), dict) else {}
-    shared_queue = str(jobs.get("db_url", "")).startswith("postgresql")
+    storage = settings.get("storage", {}) if isinstance(settings.get("storage"), dict) else {}
+    shared_queue = str(jobs.get("db_url", "")).startswith("postgresql") and storage.get("backend") == "s3"
     values: dict[str, Any] = {
         "settings": settings,
         "workers": {"deployments": workers},
         "externals": externals,
         "splits": splits,
         "aliases": {**dict.fromkeys((chart_defaults or {}).get("aliases") or {}), **cfg.aliases},
-        # runners in their own pods need a database every pod shares (PostgreSQL)
+        # runners in their own pods need a database (PostgreSQL) and an object store every pod shares
         "jobs": {"runners": {"enabled": bool(shared_queue)}},
     }
     return values

@@ -27,7 +27,8 @@ def test_default_config() -> None:
 
 def test_externals_splits_and_runners() -> None:
     cfg = DeploymentsConfig.model_validate({
-        "settings": {"jobs": {"db_url": "postgresql+asyncpg://db/voxmesh", "queue": "rabbitmq"}, "data_dir": "/x"},
+        "settings": {"jobs": {"db_url": "postgresql+asyncpg://db/voxmesh", "queue": "rabbitmq"}, "data_dir": "/x",
+                     "storage": {"backend": "s3"}},
         "deployments": [
             {"name": "voice-v1", "engine": "piper"},
             {"name": "voice-v2", "engine": "kokoro", "threads": 3, "env": {"VOXMESH_WORKER__MAX_QUEUE": "8"}},
@@ -41,7 +42,8 @@ def test_externals_splits_and_runners() -> None:
     assert v["workers"]["deployments"][0]["threads"] == 1  # not "every core of the node"
     assert v["workers"]["deployments"][1]["env"] == {"VOXMESH_WORKER__MAX_QUEUE": "8"}
     assert v["jobs"]["runners"]["enabled"] is True
-    assert v["settings"] == {"jobs": {"db_url": "postgresql+asyncpg://db/voxmesh", "queue": "rabbitmq"}}
+    assert v["settings"] == {"jobs": {"db_url": "postgresql+asyncpg://db/voxmesh", "queue": "rabbitmq"},
+                             "storage": {"backend": "s3"}}
 
 
 def test_chart_default_aliases_are_dropped_unless_the_file_has_them() -> None:

@@ -71,6 +71,9 @@
 {{- fail (printf "canary.flagger.deployments: %q is a track of a split; Flagger and an HTTPRoute split would both set its weights" $dep) -}}
 {{- end -}}
 {{- end -}}
+{{- if and $v.jobs.runners.enabled (ne (dig "storage" "backend" "fs" $v.settings) "s3") -}}
+{{- fail "jobs.runners.enabled: runner pods cannot share the gateway's disk; set settings.storage.backend: s3 (and a PostgreSQL jobs.db_url in the Secret)" -}}
+{{- end -}}
 {{- if and $v.jobs.runners.enabled (not (has (dig "jobs" "queue" "db" $v.settings) (list "db" "rabbitmq"))) -}}
 {{- fail "settings.jobs.queue: must be db or rabbitmq" -}}
 {{- end -}}
