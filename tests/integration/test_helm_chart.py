@@ -122,3 +122,14 @@ def test_golden(scenario: str) -> None:
         path.write_text(text)
     assert path.exists(), f"{path} is missing: run with VOXMESH_UPDATE_GOLDEN=1 and review it"
     assert text == path.read_text(), f"{scenario} differs from {path}; if intended, regenerate (see module doc)"
+
+
+def test_opaque_and_skipped_ports_reach_the_pods_that_need_them() -> None:
+    from tests.integration.helm_checks import KNOWN_LINKERD, check_linkerd_annotations
+
+    objs = parse(render({"linkerd": {"opaquePorts": "9000", "skipOutboundPorts": "5432"}}))
+    gw = next(o for o in objects(objs, "Deployment") if o["metadata"]["name"] == "vm-voxmesh-gateway")
+    ann = gw["spec"]["template"]["metadata"]["annotations"]
+    assert ann["config.linkerd.io/opaque-ports"] == "9000" and ann["config.linkerd.io/skip-outbound-ports"] == "5432"
+    if KNOWN_LINKERD:
+        assert check_linkerd_annotations(objs) == []

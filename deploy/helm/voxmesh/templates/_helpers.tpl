@@ -96,6 +96,9 @@ config.linkerd.io/proxy-cpu-limit: {{ $l.proxy.cpuLimit | quote }}
 config.linkerd.io/proxy-memory-request: {{ $l.proxy.memoryRequest | quote }}
 config.linkerd.io/proxy-memory-limit: {{ $l.proxy.memoryLimit | quote }}
 config.linkerd.io/shutdown-grace-period: {{ printf "%ds" (int .grace) | quote }}
+{{- if and .opaque $l.opaquePorts }}
+config.linkerd.io/opaque-ports: {{ $l.opaquePorts | quote }}
+{{- end }}
 {{- if and .skipOutbound $l.skipOutboundPorts }}
 config.linkerd.io/skip-outbound-ports: {{ $l.skipOutboundPorts | quote }}
 {{- end }}
@@ -159,6 +162,13 @@ topologySpreadConstraints:
   mountPath: /tmp
 - name: data
   mountPath: /var/lib/voxmesh
+{{- end -}}
+
+{{/* Environment every voxmesh container gets: a writable HOME under the read-only root
+     (caches that default to ~/.cache, such as the packaged GGUF when it is assembled). */}}
+{{- define "voxmesh.baseEnv" -}}
+- name: HOME
+  value: /tmp
 {{- end -}}
 
 {{- define "voxmesh.envFrom" -}}
