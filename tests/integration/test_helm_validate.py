@@ -19,6 +19,7 @@ from tests.integration.crd_schema import CrdSet, load_crds
 from tests.integration.helm_kit import SCENARIOS, SHARED_K8S, Obj, objects, scenario_objects
 
 K8S_VERSIONS = ("1.30.0", "1.33.0", "1.37.0")
+CUSTOM_GROUPS = ("policy.linkerd.io/", "gateway.networking.k8s.io/", "keda.sh/", "flagger.app/")
 
 needs_shared = pytest.mark.skipif(not (SHARED_K8S / "crds").is_dir(),
                                   reason=f"{SHARED_K8S}/crds (upstream CRDs, ../shared beside the checkout) is absent")
@@ -45,6 +46,8 @@ def validate_all(objs: list[Obj]) -> tuple[list[str], int, int]:
     core = custom = 0
     cs = crds() if (SHARED_K8S / "crds").is_dir() else None
     for o in objs:
+        if cs is None and o["apiVersion"].startswith(CUSTOM_GROUPS):
+            continue  # no upstream CRDs here: the callers that need them skip
         if cs is not None and cs.covers(o["apiVersion"], o["kind"]):
             custom += 1
             problems += [f"{o['kind']}/{o['metadata']['name']}: {e}" for e in cs.errors(o)]
