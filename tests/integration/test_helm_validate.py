@@ -60,13 +60,13 @@ def validate_all(objs: list[Obj]) -> tuple[list[str], int, int]:
     return problems, core, custom
 
 
-@needs_shared
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_object_is_valid(scenario: str) -> None:
+    """Core objects always; custom resources where ../shared/k8s/crds is there."""
     problems, core, custom = validate_all(scenario_objects(scenario))
     assert not problems, "\n".join(problems)
     assert core > 5
-    if scenario != "linkerd-off":
+    if scenario != "linkerd-off" and (SHARED_K8S / "crds").is_dir():
         assert custom > 0
 
 
