@@ -133,3 +133,24 @@ def test_opaque_and_skipped_ports_reach_the_pods_that_need_them() -> None:
     assert ann["config.linkerd.io/opaque-ports"] == "9000" and ann["config.linkerd.io/skip-outbound-ports"] == "5432"
     if KNOWN_LINKERD:
         assert check_linkerd_annotations(objs) == []
+
+
+def test_a_worker_pinned_to_special_nodes_takes_its_placeholder_along() -> None:
+    import kubernetes_validate
+
+    dep = {"name": "tts-big", "engine": "kokoro", "threads": 4, "memory": "3Gi",
+           "replicas": {"min": 1, "max": 3, "warm": 1},
+           "extraResources": {"limits": {"memory": "4Gi"}},
+           "nodeSelector": {"voxmesh.io/pool": "big"},
+           "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "speech", "effect": "NoSchedule"}]}
+    objs = parse(render({"workers": {"deployments": [dep]}, "aliases": {"tts-1": "tts-big", "tts-1-hd": None}}))
+    work = next(o for o in objects(objs, "Deployment") if o["metadata"]["name"] == "vm-voxmesh-tts-big")
+    hold = next(o for o in objects(objs, "Deployment") if o["metadata"]["name"] == "vm-voxmesh-tts-big-placeholder")
+    res = work["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert res == {"requests": {"cpu": "4", "memory": "3Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}}
+    for o in (work, hold):
+        assert o["spec"]["template"]["spec"]["nodeSelector"] == {"voxmesh.io/pool": "big"}
+        assert o["spec"]["template"]["spec"]["tolerations"][0]["value"] == "speech"
+        kubernetes_validate.validate(o, "1.30.0", strict=True)
+    assert hold["spec"]["replicas"] == 1
+    assert hold["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "4", "memory": "3Gi"}
