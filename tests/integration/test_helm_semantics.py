@@ -205,3 +205,14 @@ def test_remote_engine_reaches_its_chat_server_through_the_gateway() -> None:
     c = _find(scenario_objects("external-gpu"), "Deployment", "-mt")["spec"]["template"]["spec"]["containers"][0]
     opts = yaml.safe_load(c["args"][c["args"].index("--options") + 1])
     assert opts == {"base_url": "http://vm-voxmesh-gateway.voxmesh.svc.cluster.local:80", "model": "chat-gpu"}
+
+
+def test_scale_to_zero_wakes_on_gateway_demand() -> None:
+    so = _find(scenario_objects("external-gpu"), "ScaledObject", "-mt")["spec"]
+    assert so["minReplicaCount"] == 0 and so["cooldownPeriod"] == 600
+    wake = next(t for t in so["triggers"] if t["name"] == "gateway-requests")
+    assert wake["metadata"]["query"] == (
+        'sum(rate(voxmesh_route_requests_total{namespace="voxmesh",deployment="mt"}[2m]))')
+    assert wake["metadata"]["activationThreshold"] == "0.1"
+    assert not [o for o in scenario_objects("external-gpu")
+                if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"].endswith("-mt")]

@@ -234,7 +234,12 @@ envFrom:
 {{- if not (or (hasKey $targets "in_flight_per_replica") (hasKey $targets "qps_per_replica")) -}}
 {{- $_ := set $targets "in_flight_per_replica" $k.defaultInFlightPerReplica -}}
 {{- end -}}
-{{- range $key := list "in_flight_per_replica" "qps_per_replica" "queue_per_replica" }}
+{{- if dig "scale_to_zero" false $s -}}
+{{- /* at zero replicas the worker's own series are gone: wake on what reaches the gateway */ -}}
+{{- $_ := set $queries "gateway_requests" (printf "sum(rate(voxmesh_route_requests_total{namespace=%q,deployment=%q}[2m]))" .root.Release.Namespace .dep.name) -}}
+{{- $_ := set $targets "gateway_requests" (dig "qps_per_replica" 1 $s) -}}
+{{- end -}}
+{{- range $key := list "in_flight_per_replica" "qps_per_replica" "queue_per_replica" "gateway_requests" }}
 {{- if hasKey $targets $key }}
 - type: prometheus
   name: {{ trimSuffix "_per_replica" $key | replace "_" "-" }}
