@@ -89,7 +89,6 @@ def check_selectors(objs: list[Obj]) -> list[str]:
         sa = t["spec"].get("serviceAccountName")
         if sa and sa not in {o["metadata"]["name"] for o in objs if o["kind"] == "ServiceAccount"}:
             out.append(f"{_name(w)}: serviceAccountName {sa} is not rendered")
-    flagger = {o["spec"]["targetRef"]["name"] for o in objs if o["kind"] == "Canary"}
     for o in objs:
         if o["kind"] == "Service" and not _selected(objs, o["spec"].get("selector", {})):
             out.append(f"{_name(o)}: selects no pods")
@@ -104,7 +103,12 @@ def check_selectors(objs: list[Obj]) -> list[str]:
         if o["kind"] == "Canary" and o["spec"]["targetRef"]["name"] not in {
                 w["metadata"]["name"] for w in objs if w["kind"] == "Deployment"}:
             out.append(f"{_name(o)}: targetRef is not a rendered Deployment")
-    del flagger
+        if o["kind"] == "Canary":
+            templates = {m["metadata"]["name"] for m in objs if m["kind"] == "MetricTemplate"}
+            for metric in o["spec"]["analysis"].get("metrics", []):
+                ref = metric.get("templateRef", {}).get("name")
+                if ref is not None and ref not in templates:
+                    out.append(f"{_name(o)}: metric {metric['name']} uses MetricTemplate {ref}, not rendered")
     return out
 
 

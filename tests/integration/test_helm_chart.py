@@ -26,7 +26,7 @@ from tests.integration.helm_kit import (
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_SCENARIOS = ("defaults", "canary", "ha")
 CUSTOM_KINDS = {"Server", "AuthorizationPolicy", "MeshTLSAuthentication", "HTTPRoute", "ScaledObject",
-                "TriggerAuthentication", "Canary"}
+                "TriggerAuthentication", "Canary", "MetricTemplate"}
 # Kubernetes 1.30 (the chart's floor) and the newest Helm knows
 KUBE_VERSIONS = ("v1.30.0", "v1.37.0")
 

@@ -112,9 +112,14 @@ def _break_name(objs: list[Obj]) -> None:
     _find(objs, "Service", "mt")["metadata"]["name"] = "vm-voxmesh-mt.v1"
 
 
+def _break_metric_template(objs: list[Obj]) -> None:
+    objs.remove(_find(objs, "MetricTemplate", "latency"))
+
+
 BREAKERS: dict[str, tuple[str, Callable[[list[Obj]], None]]] = {
     "names": ("defaults", _break_name),
     "selectors": ("defaults", _break_selector),
+    "selectors-flagger": ("flagger", _break_metric_template),
     "ports": ("defaults", _break_probe_port),
     "ports-service": ("defaults", _break_service_port),
     "httproutes": ("canary", _break_route_weights),

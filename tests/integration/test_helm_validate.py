@@ -86,7 +86,7 @@ def test_every_custom_kind_the_chart_emits_has_an_upstream_schema() -> None:
         ("apps/", "policy/", "batch/", "autoscaling/", "networking.k8s.io/", "scheduling.k8s.io/"))}
     assert custom == {k for k in custom if crds().covers(*k)}
     assert {k[1] for k in custom} == {"Server", "AuthorizationPolicy", "MeshTLSAuthentication", "HTTPRoute",
-                                      "ScaledObject", "TriggerAuthentication", "Canary"}
+                                      "ScaledObject", "TriggerAuthentication", "Canary", "MetricTemplate"}
 
 
 @needs_shared
