@@ -218,3 +218,40 @@ async def test_rabbitmq_depth_maps_to_the_runner_replicas(rabbitmq_url: str) -> 
         await queue.close()
     assert (value, lo, hi) == (20, 2, 10)
     assert seen == [(0, 2), (57, 3), (250, 10)]
+
+
+async def test_every_rendered_promql_parses_in_prometheus(tmp_path: Path) -> None:
+    """Each query the chart hands KEDA (ScaledObjects) or Flagger (MetricTemplates, with
+    Flagger's variables filled in) is valid PromQL to a real Prometheus."""
+    from tests.integration.helm_kit import SCENARIOS, scenario_objects
+
+    queries = set()
+    for s in SCENARIOS:
+        for o in scenario_objects(s):
+            if o["kind"] == "ScaledObject":
+                queries |= {t["metadata"]["query"] for t in o["spec"]["triggers"] if t["type"] == "prometheus"}
+            if o["kind"] == "MetricTemplate":
+                q = o["spec"]["query"]
+                for var, value in (("namespace", NAMESPACE), ("target", "vm-voxmesh-tts-en"), ("interval", "1m")):
+                    q = q.replace("{{ " + var + " }}", value)
+                queries.add(q)
+    assert len(queries) >= 8
+    with prometheus(tmp_path, {}) as prom:
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    async with session.get(f"{prom}/-/ready") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert time.monotonic() < deadline, "Prometheus did not start"
+                await asyncio.sleep(0.2)
+            bad = []
+            for q in sorted(queries):
+                async with session.get(f"{prom}/api/v1/query", params={"query": q}) as resp:
+                    body = await resp.json()
+                if body["status"] != "success":
+                    bad.append(f"{q}: {body.get('error')}")
+    assert not bad, "\n".join(bad)
