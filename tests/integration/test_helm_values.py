@@ -122,6 +122,7 @@ def test_deploy_values_round_trips_through_the_chart(tmp_path: Path) -> None:
     ("deployments:\n  - name: x\n    engine: piper\n    replica: {min: 1}\n", "deployments.0.replica"),
     ("deployments:\n  - name: x\n    engine: piper\n    pronunciation_dictionary: d.jsonl\n",
      "deployments[0] (x).pronunciation_dictionary"),
+    ("settings: {jobs: {queue: kafka}}\ndeployments:\n  - name: x\n    engine: piper\n", "settings.jobs.queue"),
     ("deployments:\n  - name: x\n    engine: piper\n  - name: y\n    external: {urls: ['http://h:1']}\n"
      "splits: {v: {x: 1, y: 1}}\n", "splits.v"),
 ])

@@ -14,8 +14,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from voxmesh.deployments import Deployment, DeploymentsConfig
 from voxmesh.errors import ConfigError
+from voxmesh.settings import Settings
 
 __all__ = ["LOCAL_ONLY_SETTINGS", "values_from_config", "whole_percentages"]
 
@@ -40,6 +43,21 @@ def whole_percentages(weights: Mapping[str, float], where: str) -> dict[str, int
     for name in sorted(exact, key=lambda n: (out[n] - exact[n], n))[:left]:
         out[name] += 1
     return out
+
+
+def _check_settings(settings: Mapping[str, Any]) -> None:
+    """The ``settings`` block as ``voxmesh up`` would read it (unknown keys are its warnings,
+    not errors); the first bad field raises, named."""
+    for key, value in settings.items():
+        field = Settings.model_fields.get(key)
+        if field is None:
+            continue
+        try:
+            TypeAdapter(field.annotation).validate_python(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in (key, *first["loc"]))
+            raise ConfigError(f"settings.{loc}: {first['msg']}") from exc
 
 
 def _worker(index: int, dep: Deployment) -> dict[str, Any]:
@@ -83,6 +101,7 @@ def values_from_config(cfg: DeploymentsConfig, chart_defaults: Mapping[str, Any]
             raise ConfigError(f"splits.{model}: {outside} are external deployments; a cluster split "
                               "weighs Services of managed deployments only")
         splits[model] = whole_percentages(weights, f"splits.{model}")
+    _check_settings(cfg.settings)
     settings = {k: v for k, v in cfg.settings.items() if k not in LOCAL_ONLY_SETTINGS}
     jobs = settings.get("jobs", {}) if isinstance(settings.get("jobs"), dict) else {}
     storage = settings.get("storage", {}) if isinstance(settings.get("storage"), dict) else {}
