@@ -50,7 +50,7 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
     not errors); the first bad field raises, named."""
     for key, value in settings.items():
         field = Settings.model_fields.get(key)
-        if field is None:
+        if field is None or field.annotation is None:
             continue
         try:
             TypeAdapter(field.annotation).validate_python(value)
