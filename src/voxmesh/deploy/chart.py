@@ -43,6 +43,8 @@ def chart_dir(override: Path | None = None) -> Path:
     if env:
         candidates.append(Path(env))
     candidates.append(Path(__file__).resolve().parents[3] / "deploy" / "helm" / "voxmesh")
+    if override is not None:
+        candidates = candidates[:1]  # an explicit --chart is not second-guessed
     for c in candidates:
         if (c / "Chart.yaml").is_file():
             return c

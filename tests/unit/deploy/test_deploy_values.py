@@ -94,3 +94,15 @@ def test_keda_replicas() -> None:
     assert desired_replicas_many([(5, 2), (9, 2)], 1, 4) == 4
     with pytest.raises(ValueError):
         desired_replicas(1, 0, 1, 2)
+
+
+def test_chart_dir_env_then_source_tree(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from voxmesh.deploy.chart import chart_dir
+
+    monkeypatch.delenv("VOXMESH_CHART_DIR", raising=False)
+    assert (chart_dir() / "Chart.yaml").is_file()  # deploy/helm/voxmesh of this source tree
+    (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: voxmesh\nversion: 0.0.1\n")
+    monkeypatch.setenv("VOXMESH_CHART_DIR", str(tmp_path))
+    assert chart_dir() == tmp_path
+    with pytest.raises(ConfigError, match="VOXMESH_CHART_DIR"):
+        chart_dir(tmp_path / "nowhere")
