@@ -165,6 +165,9 @@ class Stack:
             lines.append(self.autoscaler.metrics_text())
         if self.jobs is not None:
             lines.append(self.jobs.metrics_text())
+        from voxmesh.observability.relay import relay
+
+        lines.append(relay(self.supervisor.metric_texts()))  # the workers', as last scraped
         return "\n".join(line for line in lines if line) + "\n"
 
     async def stop(self) -> None:
