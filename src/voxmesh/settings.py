@@ -167,6 +167,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".voxmesh")
     deployments_file: Path | None = None
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, with request_id
     server: ServerSettings = ServerSettings()
     worker: WorkerSettings = WorkerSettings()
     gateway: GatewaySettings = GatewaySettings()

@@ -290,6 +290,9 @@ LOAD_TASK_KEY = web.AppKey("load_task", asyncio.Task)
 def build_worker_app(worker: WorkerApp) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=4 * 1024 * 1024)
     app[WORKER_KEY] = worker
+    from voxmesh.api.request_id import install
+
+    install(app)  # the gateway's X-Request-Id in the worker's log lines and answers
     app.router.add_get("/healthz", worker.healthz)
     app.router.add_get("/readyz", worker.readyz)
     app.router.add_get("/metrics", worker.metrics)
