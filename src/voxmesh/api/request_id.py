@@ -28,7 +28,9 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     if given != rid:
         headers = CIMultiDict(request.headers)
         headers[HEADER] = rid
-        request = request.clone(headers=headers)
+        # keep what an outer middleware changed (the fast path's relayed peer address)
+        request = request.clone(headers=headers, remote=request.remote or "", scheme=request.scheme,
+                                host=request.host)
     token = REQUEST_ID.set(rid)
     try:
         response = await handler(request)
