@@ -10,7 +10,6 @@ import math
 import shutil
 import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from tests.integration.obs_stack import load, start_stack, tone_config
 
 pytestmark = pytest.mark.slow
