@@ -39,7 +39,7 @@ function graph(topo, rows) {
   const deps = Object.keys(topo.deployments);
   const reps = deps.flatMap((d) => topo.deployments[d].endpoints.map((ep) => ({ dep: d, ep })));
   const rowsN = Math.max(callers.length, deps.length, reps.length, 1);
-  const H = 40 * rowsN + 20, W = 1180;
+  const H = 44 * rowsN + 30, W = 1180;
   const col = [10, 320, 640, 960];
   const pos = new Map();
   const place = (key, x, i, n) => pos.set(key, [x, 10 + (H - 20) * (i + 0.5) / n]);
@@ -54,7 +54,8 @@ function graph(topo, rows) {
     const [x1, y1] = pos.get(a); const [x2, y2] = pos.get(b);
     const sx = x1 + 160, mx = (sx + x2) / 2;
     lines += `<path class="edge ${cls || ''}" d="M${sx},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}"/>`;
-    if (r) lines += `<text text-anchor="middle" x="${mx}" y="${(y1 + y2) / 2 - 4}">${esc(label(r))}</text>`;
+    // labels sit just before the edge's target, where edges fanning out of one node are apart
+    if (r) lines += `<text text-anchor="end" x="${x2 - 8}" y="${y2 - 14}">${esc(label(r))}</text>`;
   };
   callers.forEach((c) => edge(`c:${c}`, 'gateway', find(c, 'gateway')));
   deps.forEach((d) => edge('gateway', `d:${d}`, find('gateway', d)));
