@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiohttp.web
 import pytest
 import pytest_asyncio
 from tests.integration.obs_stack import load, start_stack, tone_config
@@ -87,6 +88,10 @@ async def _until(check: Any, timeout: float, what: str) -> Any:
         await asyncio.sleep(0.2)
 
 
+async def _at_least(locator: Any, n: int) -> bool:
+    return bool(await locator.count() >= n)
+
+
 async def test_loads_every_panel_from_the_gateway_alone(page: Page, stack: Stack) -> None:
     for panel in ("topology", "replicas", "autoscaler", "stages", "canary", "jobs", "playground"):
         body = page.page.locator(f"#{panel} .body")
@@ -116,6 +121,13 @@ async def test_updates_under_load_and_shows_every_edge_of_the_stack(page: Page, 
         # replicas follow load: the autoscaler's decision to scale voice-v1 shows with its reason
         scaled = page.page.locator('#autoscaler tr[data-event="scale"]', has_text="voice-v1")
         await _until(scaled.count, 25, "a scale event for voice-v1")
+        # ... and the replicas panel follows: more than one serving replica of voice-v1, drawn over time
+        reps = page.page.locator('#replicas .deployment[data-deployment="voice-v1"]')
+        await _until(lambda: reps.locator("tr[data-replica]", has_text="serving").count(), 10, "serving replicas")
+        await _until(lambda: _at_least(reps.locator("tr[data-replica]", has_text="serving"), 2), 25,
+                     "two serving replicas of voice-v1")
+        assert await reps.locator('path[data-state="serving"]').count() == 1
+        assert "/" in await reps.locator(".warm-pool").inner_text()
         await page.page.screenshot(path=str(SHOTS / "dashboard-under-load.png"), full_page=True)
     finally:
         stop.set()
@@ -206,4 +218,46 @@ async def test_playground_plays_speech_and_shows_its_request_id_and_stages(page:
     assert await mt.locator("button").is_disabled()
     assert "no translation model" in await mt.locator('select[name="model"]').inner_text()
     await page.page.locator("#playground").screenshot(path=str(SHOTS / "dashboard-playground.png"))
+    assert page.errors == []
+
+
+async def test_jobs_panel_shows_queue_progress_and_failures(page: Page, stack: Stack) -> None:
+    hooks: list[str | None] = []
+
+    async def hook(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        hooks.append(request.headers.get("X-Request-Id"))
+        return aiohttp.web.Response(text="ok")
+
+    app = aiohttp.web.Application()
+    app.router.add_post("/hook", hook)
+    runner = aiohttp.web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    hook_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
+    text = " ".join(f"Sentence number {i} of a long text that the runner cuts into chunks." for i in range(40))
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(stack.url + "/v1/jobs", json={"text": text, "model": "voice-v1", "voice": "low",
+                                                               "webhook_url": hook_url}) as r:
+                assert r.status == 201, await r.text()
+                good = (await r.json())["id"]
+            async with http.post(stack.url + "/v1/jobs", json={"text": "This one cannot be spoken.", "model": "voice-v2",
+                                                               "voice": "low", "options": {"emotion": "furious"}}) as r:
+                assert r.status == 201, await r.text()
+                bad = (await r.json())["id"]
+        good_row = page.page.locator(f'#jobs tr[data-job="{good}"]')
+        bad_row = page.page.locator(f'#jobs tr[data-job="{bad}"]')
+        await _until(lambda: good_row.filter(has_text="succeeded").count(), 60, "the good job to succeed")
+        await _until(lambda: bad_row.filter(has_text="failed").count(), 60, "the bad job to fail")
+        cells = await good_row.locator("td").all_inner_texts()
+        done, total = cells[3].split()[-1].split("/")
+        assert done == total and int(total) >= 3
+        assert "emotion" in (await bad_row.locator("td").all_inner_texts())[6]
+        assert await page.page.locator('#jobs .badge[data-state="failed"]').count() == 1
+        await page.page.locator("#jobs").screenshot(path=str(SHOTS / "dashboard-jobs.png"))
+        await _until(lambda: asyncio.sleep(0, hooks), 20, "the webhook")
+        assert hooks == [f"job-{good}"]  # the webhook carries the job's request id
+    finally:
+        await runner.cleanup()
     assert page.errors == []

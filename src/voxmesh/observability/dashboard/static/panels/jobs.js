@@ -11,7 +11,7 @@ export function render(el, data) {
     return `<tr data-job="${esc(j.id)}"><td>${esc(j.id.slice(0, 8))}</td><td>${time(j.created_at)}</td><td>${esc(j.state)}</td>
       <td><span class="progress"><span style="width:${Math.round(100 * done)}%"></span></span> ${j.chunks_done}/${j.chunks_total}</td>
       <td class="num">${j.chunks_dead || ''}</td><td class="num">${j.eta_s === null ? '' : Math.round(j.eta_s) + ' s'}</td>
-      <td class="${j.error ? 'error' : ''}">${esc(j.error || '')}</td></tr>`;
+      <td class="wrap ${j.error ? 'error' : ''}">${esc(j.error || '')}</td></tr>`;
   }).join('');
   el.innerHTML = `<p>${summary || '<span class="muted">no jobs yet</span>'} <small class="muted">(the 20 newest)</small></p>
     <div class="scroll"><table><thead><tr><th>job</th><th>created</th><th>state</th><th>progress</th>
