@@ -6,7 +6,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from voxmesh.api.errors import error_middleware
-from voxmesh.autoscale import Metric, MetricKind, MetricSample, PolicyState, Snapshot, decide, spec_from_deployment
+from voxmesh.autoscale import (
+    Metric,
+    MetricKind,
+    MetricSample,
+    PolicyState,
+    Snapshot,
+    decide,
+    spec_from_deployment,
+)
 from voxmesh.autoscale.lifecycle import ReplicaState
 from voxmesh.autoscale.supervisor import Replica, Supervisor
 from voxmesh.deployments import Deployment
@@ -30,10 +38,9 @@ def _supervisor() -> tuple[Supervisor, Any]:
                     metrics=(MetricSample(Metric.IN_FLIGHT, 6.0, MetricKind.TOTAL),))
     decision, _ = decide(snap, spec_from_deployment(dep), PolicyState())
 
-    class Loop:
-        last = {"tts": decision}
+    from types import SimpleNamespace
 
-    return sup, Loop()
+    return sup, SimpleNamespace(last={"tts": decision})
 
 
 def test_autoscaler_view_has_states_warm_pool_decision_and_events() -> None:
