@@ -56,7 +56,8 @@ async def window(proc: psutil.Process, seconds: float, url: str | None) -> tuple
         browser = await p.chromium.launch(executable_path="/usr/bin/chromium")
         page = await browser.new_page()
         await page.goto(url + "/dashboard")
-        await page.wait_for_function("Number(document.body.dataset.ticks || 0) >= 2")
+        while int(await page.evaluate("Number(document.body.dataset.ticks || 0)")) < 2:
+            await asyncio.sleep(0.2)  # (wait_for_function evaluates a string: the page's CSP forbids it)
         t0 = int(await page.evaluate("Number(document.body.dataset.ticks)"))
         c0 = cpu_s(proc)
         await asyncio.sleep(seconds)
