@@ -31,7 +31,7 @@ playwright_api = pytest.importorskip("playwright.async_api", reason="pip install
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    async with start_stack(tmp_path_factory.mktemp("dash"), tone_config(piper_fault="g2p", fault_ms=G2P_DELAY_MS)) as st:
+    async with start_stack(tmp_path_factory.mktemp("dash"), tone_config(piper_fault="g2p", fault_ms=G2P_DELAY_MS, mt=True)) as st:
         yield st
 
 
@@ -213,10 +213,17 @@ async def test_playground_plays_speech_and_shows_its_request_id_and_stages(page:
     info = page.page.locator("#tts-info")
     assert len(await info.locator(".request-id").inner_text()) == 32
     assert "inference;dur=" in await info.locator(".server-timing").inner_text()
-    # no translation model in this stack: the form says so instead of failing
+    # text -> translation, through the gateway to the llama.cpp deployment
     mt = page.page.locator("#mt-form")
-    assert await mt.locator("button").is_disabled()
-    assert "no translation model" in await mt.locator('select[name="model"]').inner_text()
+    await mt.locator('select[name="model"]').select_option("mt")
+    await mt.locator('input[name="source"]').fill("en")
+    await mt.locator('input[name="target"]').fill("zh")
+    await mt.locator("textarea").fill("Good morning.")
+    await mt.locator("button").click()
+    out = page.page.locator("#mt-out .translation")
+    await _until(out.count, 60, "a translation")
+    text = await out.inner_text()
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in text), text  # Chinese characters came back
     await page.page.locator("#playground").screenshot(path=str(SHOTS / "dashboard-playground.png"))
     assert page.errors == []
 

@@ -19,7 +19,7 @@ from voxmesh.stack import Stack
 __all__ = ["load", "start_stack", "tone_config"]
 
 
-def tone_config(*, piper_fault: str | None = None, fault_ms: float = 0.0) -> DeploymentsConfig:
+def tone_config(*, piper_fault: str | None = None, fault_ms: float = 0.0, mt: bool = False) -> DeploymentsConfig:
     def tone(name: str, rmin: int, rmax: int, warm: int) -> dict[str, Any]:
         return {"name": name, "engine": "tone", "options": {"ms_per_char": 2, "delay_s": 0.02}, "threads": 1,
                 "replicas": {"min": rmin, "max": rmax, "warm": warm},
@@ -29,6 +29,8 @@ def tone_config(*, piper_fault: str | None = None, fault_ms: float = 0.0) -> Dep
         deps.append({"name": "tts-en", "engine": "piper", "threads": 1, "replicas": {"min": 1, "max": 1, "warm": 0},
                      "env": {"VOXMESH_WORKER__FAULT_STAGE": piper_fault,
                              "VOXMESH_WORKER__FAULT_STAGE_DELAY_MS": str(fault_ms)}})
+    if mt:  # the bundled Gemma-3-270M through llama.cpp (demo grade, loads in seconds)
+        deps.append({"name": "mt", "engine": "llamacpp", "threads": 1, "replicas": {"min": 1, "max": 1, "warm": 0}})
     return DeploymentsConfig.model_validate({"deployments": deps, "aliases": {"tts-1": "voice-v1"}})
 
 
