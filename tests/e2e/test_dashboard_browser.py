@@ -268,3 +268,20 @@ async def test_jobs_panel_shows_queue_progress_and_failures(page: Page, stack: S
     finally:
         await runner.cleanup()
     assert page.errors == []
+
+
+async def test_a_token_in_the_fragment_goes_with_every_call_and_a_refusal_says_what_to_do(
+        browser: Any, stack: Stack) -> None:
+    ctx = await browser.new_context()
+    p = Page(await ctx.new_page())
+    sent: list[tuple[str, str | None]] = []
+    p.page.on("request", lambda r: sent.append((r.url, r.headers.get("authorization"))))
+    await p.page.goto(stack.url + "/dashboard#token=s3cret")
+    await p.wait_ticks(2)
+    assert "#token" not in p.page.url  # taken out of the address bar (and history)
+    api = [(u, a) for u, a in sent if "/admin/" in u or "/v1/" in u]
+    assert api and all(a == "Bearer s3cret" for _, a in api), api
+    # what a person sees when the gateway refuses the token (auth on, scope missing)
+    await p.page.route("**/admin/topology", lambda route: route.fulfill(status=403, body="{}"))
+    await _until(lambda: p.page.locator("#status.error", has_text="needs a token").count(), 10, "the refusal")
+    await ctx.close()

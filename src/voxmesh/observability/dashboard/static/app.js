@@ -7,6 +7,7 @@ import * as stages from './panels/stages.js';
 import * as canary from './panels/canary.js';
 import * as jobs from './panels/jobs.js';
 import * as playground from './panels/playground.js';
+import { AuthError, apiFetch, getJSON } from './api.js';
 
 const params = new URLSearchParams(location.search);
 const refreshS = Math.max(0.2, Number(params.get('refresh') || 1));
@@ -24,12 +25,6 @@ const ctx = {
   },
 };
 
-async function getJSON(url) {
-  const r = await fetch(url, { cache: 'no-store' });
-  if (r.status === 404) return null;
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return r.json();
-}
 
 function el(id) { return document.querySelector(`#${id} .body`); }
 
@@ -68,11 +63,11 @@ async function loop() {
     status.textContent = `live · every ${refreshS}s · ${new Date().toLocaleTimeString()}`;
     status.className = 'muted';
   } catch (err) {
-    status.textContent = `cannot reach the gateway: ${err.message}`;
+    status.textContent = err instanceof AuthError ? err.message : `cannot reach the gateway: ${err.message}`;
     status.className = 'error';
   }
   setTimeout(loop, refreshS * 1000);
 }
 
-playground.init(el('playground'), getJSON);
+playground.init(el('playground'), getJSON, apiFetch);
 loop();

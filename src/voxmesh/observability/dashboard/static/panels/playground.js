@@ -9,7 +9,7 @@ function options(values, selected) {
   return values.map((v) => `<option value="${esc(v)}"${v === selected ? ' selected' : ''}>${esc(v)}</option>`).join('');
 }
 
-export async function init(el, getJSON) {
+export async function init(el, getJSON, apiFetch) {
   el.innerHTML = `<form id="tts-form">
       <select name="model" aria-label="model"></select><select name="voice" aria-label="voice"></select>
       <select name="emotion" aria-label="emotion">${options(EMOTIONS, 'neutral')}</select>
@@ -51,7 +51,7 @@ export async function init(el, getJSON) {
     info.textContent = 'synthesizing…';
     const body = { model: tts.model.value, voice: tts.voice.value, input: tts.input.value,
       emotion: tts.emotion.value, response_format: tts.format.value };
-    const r = await fetch('/v1/audio/speech', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    const r = await apiFetch('/v1/audio/speech', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
     if (!r.ok) {
       const err = await r.json().catch(() => ({ error: { message: `HTTP ${r.status}` } }));
       info.innerHTML = `<span class="error">${esc(err.error?.message)}</span>`;
@@ -70,7 +70,7 @@ export async function init(el, getJSON) {
     const out = el.querySelector('#mt-out');
     out.textContent = 'translating…';
     const body = { model: mt.model.value, input: mt.input.value, source: mt.source.value, target: mt.target.value };
-    const r = await fetch('/v1/translations', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    const r = await apiFetch('/v1/translations', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
     const data = await r.json().catch(() => ({}));
     out.innerHTML = r.ok ? `<p class="translation">${esc((data.translations || []).join(" "))}</p>`
       : `<span class="error">${esc(data.error?.message || `HTTP ${r.status}`)}</span>`;
