@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
@@ -38,7 +38,8 @@ _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits (a trace id's shape); os.urandom is ~4x cheaper than uuid4
+    return os.urandom(16).hex()
 
 
 def pick_request_id(x_request_id: str | None, traceparent: str | None) -> str:
