@@ -77,12 +77,10 @@ def _settings(args: argparse.Namespace, **overrides: object) -> object:
     return load_settings(args.config, **clean)
 
 
-def _logging(args: argparse.Namespace, level: str) -> None:
-    logging.basicConfig(
-        level=(args.log_level or level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _logging(args: argparse.Namespace, level: str, fmt: str = "text") -> None:
+    from voxmesh.observability.requestid import configure_logging
+
+    configure_logging(args.log_level or level, fmt, sys.stderr)  # every line with its request id
     for noisy in ("alembic", "aiormq", "aio_pika", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -107,7 +105,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     code = 0
     try:
         settings = _settings(args)
-        _logging(args, settings.log_level)  # type: ignore[attr-defined]
+        _logging(args, settings.log_level, settings.log_format)  # type: ignore[attr-defined]
         run_worker(settings, preload=preload, engine=args.engine, model=args.model,  # type: ignore[arg-type]
                    host=args.host, port=args.port, threads=threads, dictionary=args.dictionary,
                    mesh=MeshArgs(args.mesh_dir, args.key_dir, args.gateway_url, args.token, args.ca_fingerprint,
@@ -138,7 +136,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
     settings = _settings(args, **overrides)
-    _logging(args, settings.log_level)  # type: ignore[attr-defined]
+    _logging(args, settings.log_level, settings.log_format)  # type: ignore[attr-defined]
     return run_stack(settings, args.config)  # type: ignore[arg-type]
 
 

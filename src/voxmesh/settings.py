@@ -51,6 +51,10 @@ class WorkerSettings(BaseModel):
     # Fault injection for resilience tests: fraction of requests answered 500, added latency.
     fault_error_rate: float = Field(0.0, ge=0.0, le=1.0)
     fault_delay_ms: float = Field(0.0, ge=0.0)
+    # Tests only: every time this stage runs it also sleeps fault_stage_delay_ms (a slow stage
+    # on purpose, to show the stage metrics point at it); see voxmesh.observability.stages.
+    fault_stage: Literal["normalize", "g2p", "inference", "prosody", "encode"] | None = None
+    fault_stage_delay_ms: float = Field(0.0, ge=0.0)
 
 
 class GatewaySettings(BaseModel):
@@ -163,6 +167,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".voxmesh")
     deployments_file: Path | None = None
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, with request_id
     server: ServerSettings = ServerSettings()
     worker: WorkerSettings = WorkerSettings()
     gateway: GatewaySettings = GatewaySettings()

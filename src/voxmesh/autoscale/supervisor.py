@@ -104,6 +104,7 @@ class Replica:
     ready_at: float | None = None
     restarts: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    metrics_text: str = ""  # the last /metrics read (relayed on the gateway's /metrics)
 
     @property
     def id(self) -> str:
@@ -302,7 +303,8 @@ class Supervisor:
         assert self._session is not None
         try:
             async with self._session.get(f"{self.launch.scheme}://127.0.0.1:{rep.port}/metrics", ssl=self.ssl) as resp:
-                rep.metrics = parse_worker_metrics(await resp.text())
+                rep.metrics_text = await resp.text()
+                rep.metrics = parse_worker_metrics(rep.metrics_text)
                 return rep.metrics
         except (TimeoutError, aiohttp.ClientError, OSError):
             return None
@@ -337,6 +339,12 @@ class Supervisor:
         self.events.append(entry)
         del self.events[:-1000]
         log.info("%s %s %s", event, deployment, " ".join(f"{k}={v}" for k, v in fields.items()))
+
+    def metric_texts(self) -> list[tuple[dict[str, str], str]]:
+        """The last ``/metrics`` text of every routed or draining replica, with its labels."""
+        live = (ReplicaState.SERVING, ReplicaState.DRAINING)
+        return [({"deployment": r.deployment, "replica": r.id}, r.metrics_text)
+                for reps in self.replicas.values() for r in reps if r.state in live and r.metrics_text]
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}

@@ -55,6 +55,7 @@ from voxmesh.engines.base import (
 )
 from voxmesh.engines.onnx_sessions import SessionPair
 from voxmesh.errors import EngineError, UnknownVoice, UnsupportedLanguage
+from voxmesh.observability.stages import stage
 
 __all__ = ["KOKORO_VOICES", "KokoroEngine"]
 
@@ -259,7 +260,8 @@ class KokoroEngine:
         table = self.style_table(voice)
         if speed <= 0:
             raise EngineError(f"speed must be > 0, got {speed}")
-        phonemes = self.segment_phonemes(segment)
+        with stage("g2p"):
+            phonemes = self.segment_phonemes(segment)
         session = sessions.pick(threads)
         parts: list[Pcm] = []
         for batch in split_phonemes(phonemes, MAX_TOKENS):

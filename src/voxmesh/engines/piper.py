@@ -47,6 +47,7 @@ from voxmesh.engines.base import (
 )
 from voxmesh.engines.onnx_sessions import SessionPair
 from voxmesh.errors import EngineError, UnknownVoice, UnsupportedLanguage
+from voxmesh.observability.stages import stage
 
 __all__ = ["PiperEngine"]
 
@@ -205,7 +206,8 @@ class PiperEngine:
                 raise UnknownVoice(f"voice {name!r} is not offered by piper; valid voices: joe")
         if speed <= 0:
             raise EngineError(f"speed must be > 0, got {speed}")
-        phonemes = self.segment_phonemes(segment)
+        with stage("g2p"):
+            phonemes = self.segment_phonemes(segment)
         if not phonemes:
             return np.zeros(0, dtype=np.float32)
         try:

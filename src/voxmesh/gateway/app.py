@@ -312,4 +312,7 @@ def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], No
     r.add_get("/admin/canaries/{model}", gw.get_canary)
     for hook in setup or []:
         hook(app)
+    from voxmesh.api.request_id import install
+
+    install(app)  # X-Request-Id: decided here, sent upstream, echoed, in every log line
     return app

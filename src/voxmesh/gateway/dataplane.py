@@ -73,7 +73,8 @@ __all__ = ["DataPlane"]
 log = logging.getLogger(__name__)
 
 BUFFER_LIMIT = 64 * 1024
-_PASS_REQUEST = ("Content-Type", "Accept", "Accept-Encoding", "Accept-Language", "X-Request-Id")
+_PASS_REQUEST = ("Content-Type", "Accept", "Accept-Encoding", "Accept-Language", "X-Request-Id", "traceparent",
+                 "tracestate")
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.OPEN: 1, BreakerState.HALF_OPEN: 2}
 _TIMEOUT_NAMES = {
     TimeoutKind.FIRST_BYTE: "first-byte",

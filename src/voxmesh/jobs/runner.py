@@ -33,6 +33,7 @@ from voxmesh.jobs.queue import ChunkQueue, Lease
 from voxmesh.jobs.stitch import CONTENT_TYPES, chunk_object_key, encode_result, pcm_to_wav, stitch, wav_to_pcm
 from voxmesh.jobs.synth import Synthesizer
 from voxmesh.jobs.webhook import WebhookSender
+from voxmesh.observability.requestid import REQUEST_ID
 from voxmesh.settings import JobsSettings
 from voxmesh.storage.db import JobDB
 from voxmesh.storage.objects import ObjectStore
@@ -130,6 +131,7 @@ class Runner:
         chunk = lease.chunk
         lost = asyncio.Event()
         beat = asyncio.create_task(self._heartbeat(chunk.id, lost))
+        REQUEST_ID.set(f"job-{chunk.job_id}-c{chunk.idx}")  # this chunk's task: its logs and its request
         try:
             try:
                 job = await self._job(chunk.job_id)

@@ -31,6 +31,7 @@ from voxmesh.errors import (
     UpstreamTimeout,
     VoxmeshError,
 )
+from voxmesh.observability.requestid import REQUEST_ID
 
 __all__ = ["FakeSynthesizer", "HttpSynthesizer", "SynthResult", "Synthesizer"]
 
@@ -78,7 +79,9 @@ class HttpSynthesizer:
                 "sample_rate": options.get("sample_rate", self.sample_rate)}
         body.pop("stream", None)
         try:
-            async with self._session.post(self.url, json=body, ssl=self.ssl if self.ssl else True) as resp:
+            rid = REQUEST_ID.get()  # the runner's job-<id>-c<chunk>: one id from runner to worker
+            async with self._session.post(self.url, json=body, ssl=self.ssl if self.ssl else True,
+                                          headers={"X-Request-Id": rid} if rid else None) as resp:
                 data = await resp.read()
                 if resp.status != 200:
                     raise _http_error(resp.status, data, resp.headers.get("Retry-After"))

@@ -62,7 +62,7 @@ class WebhookSender:
         """POST once; True when the receiver took it (2xx) or refused it for good (4xx)."""
         assert job.webhook_url is not None
         body = webhook_body(job)
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", "X-Request-Id": f"job-{job.id}"}
         if self.secret:
             headers[SIGNATURE_HEADER] = sign_body(self.secret, body)
         try:

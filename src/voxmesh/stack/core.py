@@ -95,6 +95,11 @@ class Stack:
         self.jobs = JobsWiring(s, self)
         await self.jobs.start()
         setup.append(self.jobs.setup_routes)
+        from functools import partial
+
+        from voxmesh.observability.dashboard import setup_dashboard
+
+        setup.append(partial(setup_dashboard, supervisor=lambda: self.supervisor, autoscaler=lambda: self.autoscaler))
         app = build_gateway_app(gateway, setup=setup)
         if s.gateway.server == "fast":
             # the hot routes on a protocol-level server, everything else relayed to the app
@@ -165,6 +170,9 @@ class Stack:
             lines.append(self.autoscaler.metrics_text())
         if self.jobs is not None:
             lines.append(self.jobs.metrics_text())
+        from voxmesh.observability.relay import relay
+
+        lines.append(relay(self.supervisor.metric_texts()))  # the workers', as last scraped
         return "\n".join(line for line in lines if line) + "\n"
 
     async def stop(self) -> None:

@@ -15,9 +15,12 @@ of ``cores`` threads (no pool overlap), with the thread count the scheduler gran
 Audio leaves per segment when ``stream`` is true.
 
 Every speech answer carries a ``Server-Timing`` header (milliseconds): ``queue`` is the time
-from the parsed request to its core grant; ``synth`` (non-streamed answers only, as a streamed
-answer's headers leave before synthesis) is the time spent synthesizing and encoding all its
-segments.
+from the parsed request to its core grant, ``normalize`` the planning of the text; a
+non-streamed answer adds ``g2p``, ``inference``, ``prosody``, ``encode`` (the stages of
+:mod:`voxmesh.observability.stages`) and ``synth`` (all of synthesis and encoding). A streamed
+answer's headers leave before synthesis, so it has ``queue`` and ``normalize`` only; its
+later stages reach ``voxmesh_worker_stage_seconds{deployment,stage}`` on ``/metrics`` all
+the same (every answered request, both kinds).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from voxmesh.api.errors import error_middleware
 from voxmesh.api.schemas import SpeechRequest, parse_body
 from voxmesh.engines.base import SegmentInterrupted
 from voxmesh.errors import EngineError, Overloaded
+from voxmesh.observability.metrics import Registry
+from voxmesh.observability.stages import STAGES, StageFault, StageTimes
 from voxmesh.settings import WorkerSettings
 from voxmesh.worker.admission import Admission, Slot
 
@@ -84,6 +89,13 @@ class WorkerApp:
         self.ready = False
         self.stats = WorkerStats()
         self.rng = rng or random.Random()
+        self.registry = Registry()
+        self.stage_seconds = self.registry.histogram(
+            "voxmesh_worker_stage_seconds",
+            "seconds one answered speech request spent in each stage (queue, normalize, g2p, inference, "
+            "prosody, encode)", ("deployment", "stage"))
+        self.fault = (StageFault(settings.fault_stage, settings.fault_stage_delay_ms / 1000.0)
+                      if settings.fault_stage is not None and settings.fault_stage_delay_ms > 0 else None)
 
     # ---- lifecycle -------------------------------------------------------------------
     async def load(self) -> None:
@@ -183,7 +195,11 @@ class WorkerApp:
             "# TYPE voxmesh_worker_synth_seconds_total counter",
             f'voxmesh_worker_synth_seconds_total{{model="{m}"}} {self.stats.synth_seconds:.3f}',
         ]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + self.registry.render()
+
+    def _observe(self, times: StageTimes) -> None:
+        for name in STAGES:
+            self.stage_seconds.labels(self.model, name).observe(times.seconds[name])
 
     async def speech(self, request: web.Request) -> web.StreamResponse:
         from voxmesh.worker.synthesis import plan_speech
@@ -191,8 +207,10 @@ class WorkerApp:
         if not self.ready:
             raise Overloaded("model is still loading: retry when /readyz answers 200", retry_after=1.0)
         req: SpeechRequest = parse_body(await request.read(), SpeechRequest)
+        times = StageTimes(fault=self.fault)
         # ``model`` is not checked: the gateway resolved it (aliases, splits) before routing here.
-        plan = plan_speech(req, self.engine, self.dictionary, max_input_chars=self.settings.max_input_chars)
+        with times.time("normalize"):
+            plan = plan_speech(req, self.engine, self.dictionary, max_input_chars=self.settings.max_input_chars)
         await self._inject_faults()
         loop = asyncio.get_running_loop()
         encoder = plan.encoder()
@@ -200,35 +218,42 @@ class WorkerApp:
         t_arrived = time.monotonic()
         # cost = characters to speak: the scheduler orders waiters by latest start time
         async with self.admission.slot(cost=sum(len(seg.text) for seg in plan.segments)) as slot:
-            queue_ms = 1000 * (time.monotonic() - t_arrived)
+            times.add("queue", time.monotonic() - t_arrived)
             if req.stream:
-                headers["Server-Timing"] = f"queue;dur={queue_ms:.1f}"
+                headers["Server-Timing"] = times.server_timing(("queue", "normalize"))
                 resp = web.StreamResponse(headers={**headers, "Content-Type": encoder.content_type})
                 resp.enable_chunked_encoding()
                 await resp.prepare(request)
                 for segment in plan.segments:
-                    pcm = await self._render(loop, plan, segment, slot)
-                    chunk = encoder.feed(pcm)
+                    pcm = await self._render(loop, plan, segment, slot, times)
+                    with times.time("encode"):
+                        chunk = encoder.feed(pcm)
                     if chunk:
                         await resp.write(chunk)
-                tail = encoder.close()
+                with times.time("encode"):
+                    tail = encoder.close()
                 if tail:
                     await resp.write(tail)
                 await resp.write_eof()
                 self.stats.count(200)
+                self._observe(times)
                 return resp
             parts: list[bytes] = []
             t_synth = time.monotonic()
             for segment in plan.segments:
-                pcm = await self._render(loop, plan, segment, slot)
-                parts.append(encoder.feed(pcm))
-            parts.append(encoder.close())
+                pcm = await self._render(loop, plan, segment, slot, times)
+                with times.time("encode"):
+                    parts.append(encoder.feed(pcm))
+            with times.time("encode"):
+                parts.append(encoder.close())
             synth_ms = 1000 * (time.monotonic() - t_synth)
-        headers["Server-Timing"] = f"queue;dur={queue_ms:.1f}, synth;dur={synth_ms:.1f}"
+        headers["Server-Timing"] = f"{times.server_timing()}, synth;dur={synth_ms:.1f}"
         self.stats.count(200)
+        self._observe(times)
         return web.Response(body=b"".join(parts), headers={**headers, "Content-Type": encoder.content_type})
 
-    async def _render(self, loop: asyncio.AbstractEventLoop, plan: Any, segment: Any, slot: Slot) -> Any:
+    async def _render(self, loop: asyncio.AbstractEventLoop, plan: Any, segment: Any, slot: Slot,
+                      times: StageTimes | None = None) -> Any:
         """One segment on the scheduler's grant. If the scheduler takes the cores of a segment
         that has just started back for a newcomer, the engine stops and the segment runs
         again (on one core: the next grant)."""
@@ -239,7 +264,7 @@ class WorkerApp:
             threads = slot.threads(cost=len(segment.text))
             try:
                 pcm = await loop.run_in_executor(self.pool, render_segment, self.engine, plan, segment, threads,
-                                                 slot.interrupt)
+                                                 slot.interrupt, times)
                 break
             except SegmentInterrupted:
                 continue
@@ -265,6 +290,9 @@ LOAD_TASK_KEY = web.AppKey("load_task", asyncio.Task)
 def build_worker_app(worker: WorkerApp) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=4 * 1024 * 1024)
     app[WORKER_KEY] = worker
+    from voxmesh.api.request_id import install
+
+    install(app)  # the gateway's X-Request-Id in the worker's log lines and answers
     app.router.add_get("/healthz", worker.healthz)
     app.router.add_get("/readyz", worker.readyz)
     app.router.add_get("/metrics", worker.metrics)

@@ -45,6 +45,7 @@ from voxmesh.audio.resample import SUPPORTED_RATES, resample
 from voxmesh.audio.stitch import pause_after, trim_silence, with_pause
 from voxmesh.engines.base import Interrupt, Pcm, Segment, Span, TtsEngine, VoiceMix
 from voxmesh.errors import InvalidRequest, UnknownVoice, UnsupportedFormat, UnsupportedLanguage
+from voxmesh.observability.stages import StageTimes, bound
 from voxmesh.text.chunking import chunk_text
 from voxmesh.text.normalize import normalize
 from voxmesh.text.pronunciation import Marked, Pronunciation, PronunciationDictionary, parse_markup
@@ -216,17 +217,30 @@ def plan_speech(req: SpeechRequest, engine: TtsEngine, dictionary: Pronunciation
 
 
 def render_segment(engine: TtsEngine, plan: SpeechPlan, segment: Segment, threads: int | None,
-                   interrupt: Interrupt | None = None) -> Pcm:
+                   interrupt: Interrupt | None = None, times: StageTimes | None = None) -> Pcm:
     """Mono float32 PCM at ``plan.sample_rate`` for one segment, pause included
-    (:class:`~voxmesh.engines.base.SegmentInterrupted` if ``interrupt`` stops the engine)."""
+    (:class:`~voxmesh.engines.base.SegmentInterrupted` if ``interrupt`` stops the engine).
+
+    ``times`` gets the segment's ``g2p`` (reported by the engine), ``inference`` (the engine's
+    call minus its g2p) and ``prosody`` (everything after the model) seconds."""
     rate = plan.native_rate
-    pcm = engine.synthesize_segment(segment, plan.voice, plan.engine_speed, threads=threads, interrupt=interrupt)
-    pcm = trim_silence(pcm, rate)
-    if abs(plan.tempo - 1.0) > 1e-6:
-        pcm = time_stretch(pcm, rate, plan.tempo)
-    pcm = apply_prosody(pcm, rate, plan.prosody)
-    pcm = with_pause(pcm, rate, pause_after(segment.text) / (plan.engine_speed * plan.tempo))
-    return resample(pcm, rate, plan.sample_rate)
+    if times is None:
+        times = StageTimes()
+    g2p_before = times.seconds["g2p"]
+    t0 = times.clock()
+    with bound(times):
+        if times.fault is not None and times.fault.stage == "inference" and times.fault.delay_s > 0:
+            times.fault.sleep(times.fault.delay_s)
+        pcm = engine.synthesize_segment(segment, plan.voice, plan.engine_speed, threads=threads,
+                                        interrupt=interrupt)
+    times.add("inference", times.clock() - t0 - (times.seconds["g2p"] - g2p_before))
+    with times.time("prosody"):
+        pcm = trim_silence(pcm, rate)
+        if abs(plan.tempo - 1.0) > 1e-6:
+            pcm = time_stretch(pcm, rate, plan.tempo)
+        pcm = apply_prosody(pcm, rate, plan.prosody)
+        pcm = with_pause(pcm, rate, pause_after(segment.text) / (plan.engine_speed * plan.tempo))
+        return resample(pcm, rate, plan.sample_rate)
 
 
 def synthesize_to_bytes(engine: TtsEngine, plan: SpeechPlan, threads: int | None = None) -> bytes:

@@ -34,8 +34,10 @@ from voxmesh.errors import InvalidRequest, UpstreamError, VoxmeshError
 from voxmesh.gateway.app import caller_label
 from voxmesh.gateway.fastpath.client import ConnectFailed, ConnectionBroken, ConnectionPool
 from voxmesh.gateway.fastpath.h1 import HOP_BY_HOP, header_lines
+from voxmesh.gateway.fastpath.request_id import IdSink
 from voxmesh.gateway.fastpath.server import Exchange, Request
 from voxmesh.gateway.fastpath.sink import error_parts
+from voxmesh.observability.requestid import REQUEST_ID, pick_request_id
 
 if TYPE_CHECKING:
     from voxmesh.gateway.app import Catalog
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 
 HOT_BODY_LIMIT = 2 * 1024 * 1024  # = voxmesh.gateway.app.MAX_BODY
 PEER_HEADER = "X-Voxmesh-Peer"
-_PASS = (b"content-type", b"accept", b"accept-encoding", b"accept-language", b"x-request-id")
+_PASS = (b"content-type", b"accept", b"accept-encoding", b"accept-language", b"traceparent", b"tracestate")
 _RELAY_SKIP = HOP_BY_HOP | {PEER_HEADER.lower().encode()}
 _TOO_LARGE = json.dumps({"error": {
     "type": "payload_too_large", "param": None,
@@ -147,14 +149,20 @@ class HotRoutes:
         if route is None:
             await self.relay(req, ex)
             return
+        rid_header, trace = req.header(b"x-request-id"), req.header(b"traceparent")
+        rid = pick_request_id(None if rid_header is None else rid_header.decode("latin-1"),
+                              None if trace is None else trace.decode("latin-1"))
+        REQUEST_ID.set(rid)  # this exchange's own task: its log lines carry the id
+        sink = IdSink(ex, rid)
         try:
-            await route(req, ex)
+            await route(req, sink)  # type: ignore[arg-type]
         except VoxmeshError as err:
             headers, body = error_parts(err)
-            await ex.respond(err.status, headers, body)
+            await sink.respond(err.status, headers, body)
 
     async def _forward(self, req: Request, ex: Exchange, routed: str, path: str) -> None:
         extra = b"".join(n + b": " + v + b"\r\n" for n, v in req.headers if n.lower() in _PASS)
+        extra += b"X-Request-Id: " + (REQUEST_ID.get() or "-").encode("latin-1") + b"\r\n"
         header = req.header(b"x-voxmesh-caller")
         caller = caller_label(None if header is None else header.decode("latin-1"), req.peer)
         if self.activate is not None and routed in self.catalog.kinds:
