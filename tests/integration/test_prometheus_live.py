@@ -157,7 +157,7 @@ async def test_rules_return_data_and_the_burn_rate_page_fires(stack: Stack, prom
             return counts if all(counts.values()) else None
 
         try:
-            await _until("every recording rule's expression to return data", 20, all_have_data)
+            await _until("every recording rule's expression to return data", 30, all_have_data)
         finally:
             empty = [n for n, e in records.items() if not await _query(session, prometheus, e)]
             assert empty == [], f"recording rules with no data: {empty}"
@@ -182,7 +182,7 @@ async def test_rules_return_data_and_the_burn_rate_page_fires(stack: Stack, prom
                 alerts: list[dict[str, Any]] = (await resp.json())["data"]["alerts"]
             return [a for a in alerts if a["labels"]["alertname"] == "VoxmeshErrorBudgetBurnFast" and a["state"] == "firing"]
 
-        fired = await _until("VoxmeshErrorBudgetBurnFast to fire", 15, firing)
+        fired = await _until("VoxmeshErrorBudgetBurnFast to fire", 30, firing)
         assert [a["labels"]["deployment"] for a in fired] == ["broken"]
         assert fired[0]["labels"]["severity"] == "page"
 
