@@ -203,3 +203,18 @@ async def test_the_same_503_is_retried_and_ejected_in_builtin_mode(tmp_path: Pat
 async def test_linkerd_mode_refuses_an_engine_deployment_before_listening(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"engine: tone cannot run under gateway\.mesh=linkerd"):
         await _stack(tmp_path, "linkerd", [{"name": "tone", "engine": "tone"}])
+
+
+def test_voxmesh_up_refuses_an_engine_under_linkerd_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "voxmesh.yaml"
+    config.write_text("settings:\n  gateway: {mesh: linkerd}\ndeployments:\n  - name: tts-en\n    engine: piper\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "voxmesh", "--config", str(config), "up", "--port", "0", "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "voxmesh: deployment 'tts-en': engine: piper cannot run under gateway.mesh=linkerd (the gateway runs no "
+        "workers there); declare it as external: {urls: ['http://<svc>.<ns>.svc.cluster.local:<port>'], "
+        "kind: ...} (voxmesh deploy render does this)"
+    ]
