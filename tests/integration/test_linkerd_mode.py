@@ -2,14 +2,16 @@
 
 A real ``voxmesh worker --engine tone`` listens on plain HTTP on loopback and stands in for
 the Kubernetes Service (under Linkerd the proxy, not the gateway, does mTLS, retries,
-breaking and balancing). A tiny aiohttp upstream that always answers 503 stands in for a
-Service whose pods shed load; it counts every request it gets, so the number of gateway
-attempts is measured, not assumed.
+breaking and balancing). A second real worker with ``VOXMESH_WORKER__FAULT_ERROR_RATE=1.0``
+fails every synthesis with 500, and a tiny aiohttp upstream that always answers 503 (with
+the proxy's ``l5d-proxy-error`` header) stands in for a Service whose pods shed load; both
+count the requests they get, so the number of gateway attempts is measured, not assumed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -40,14 +42,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def tone_service() -> Iterator[str]:
-    """A real tone worker on plain HTTP: what ``http://<svc>.<ns>.svc.cluster.local`` reaches."""
+def _start_worker(env: dict[str, str] | None = None) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "voxmesh", "worker", "--engine", "tone", "--model", "tone",
          "--port", str(port), "--threads", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -66,6 +66,18 @@ def tone_service() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def tone_service() -> Iterator[str]:
+    """A real tone worker on plain HTTP: what ``http://<svc>.<ns>.svc.cluster.local`` reaches."""
+    yield from _start_worker()
+
+
+@pytest.fixture(scope="module")
+def failing_service() -> Iterator[str]:
+    """A real tone worker whose every synthesis fails (the worker's own fault injection: 500)."""
+    yield from _start_worker({"VOXMESH_WORKER__FAULT_ERROR_RATE": "1.0"})
 
 
 class Shedding:
@@ -218,3 +230,26 @@ def test_voxmesh_up_refuses_an_engine_under_linkerd_in_one_line(tmp_path: Path) 
         "workers there); declare it as external: {urls: ['http://<svc>.<ns>.svc.cluster.local:<port>'], "
         "kind: ...} (voxmesh deploy render does this)"
     ]
+
+
+@pytest.mark.parametrize(("mesh", "attempts"), [("linkerd", 1), ("builtin", 3)])
+async def test_a_failing_worker_sees_one_attempt_per_request_only_under_linkerd(
+    tmp_path: Path, failing_service: str, mesh: str, attempts: int
+) -> None:
+    """Counted by the worker itself (voxmesh_worker_requests_total{code="500"})."""
+
+    async def worker_500s(session: aiohttp.ClientSession) -> float:
+        async with session.get(failing_service + "/metrics") as resp:
+            return _metric(await resp.text(), "voxmesh_worker_requests_total", code="500")
+
+    st = await _stack(tmp_path, mesh, [{"name": "tone", "external": {"urls": [failing_service], "kind": "tts"}}])
+    try:
+        async with aiohttp.ClientSession() as session:
+            before = await worker_500s(session)
+            for _ in range(2):  # under the builtin breaker's 7 consecutive failures
+                async with session.post(st.url + "/v1/audio/speech", json=SPEECH) as resp:
+                    assert resp.status == 500
+                    assert "injected fault" in (await resp.json())["error"]["message"]
+            assert await worker_500s(session) - before == 2 * attempts
+    finally:
+        await st.stop()
