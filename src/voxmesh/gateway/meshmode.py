@@ -28,7 +28,8 @@ Linkerd takes over
 The gateway keeps
     the public API (OpenAI / LibreTranslate), auth and quotas, durable jobs, routing by model
     (aliases, and weighted splits between deployments, i.e. between Services), timeouts per
-    request / first byte / idle stream (the client's deadline), the in-flight cap (now per
+    request / first byte / idle stream (the client's deadline: keep Linkerd's
+    ``timeout.linkerd.io/*`` below them so the proxy's answer reaches the client), the in-flight cap (now per
     deployment: one endpoint), and the golden metrics per route, deployment and caller edge
     (``golden.py``; endpoint labels name the Service). Response headers from upstream, the
     proxy's ``l5d-proxy-error`` included, reach the client untouched; request headers are
