@@ -10,6 +10,7 @@ count the requests they get, so the number of gateway attempts is measured, not 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -253,3 +254,39 @@ async def test_a_failing_worker_sees_one_attempt_per_request_only_under_linkerd(
             assert await worker_500s(session) - before == 2 * attempts
     finally:
         await st.stop()
+
+
+async def test_voices_arrive_when_the_service_becomes_ready_after_the_gateway(tmp_path: Path) -> None:
+    """In a cluster the gateway may be up before any worker pod: it keeps asking the Service."""
+    ready = False
+
+    async def info(request: web.Request) -> web.Response:
+        if not ready:
+            return web.json_response({"error": {"message": "no ready pod"}}, status=503)
+        return web.json_response({"model": "tone", "voices": [{"id": "low"}, {"id": "high"}]})
+
+    app = web.Application()
+    app.router.add_get("/info", info)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}"
+    st = await _stack(tmp_path, "linkerd", [{"name": "tone", "external": {"urls": [url], "kind": "tts"}}])
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(st.url + "/v1/audio/voices") as resp:
+                assert (await resp.json())["models"]["tone"] == []
+            ready = True
+            deadline = time.monotonic() + 10
+            while True:
+                async with session.get(st.url + "/v1/audio/voices") as resp:
+                    voices = (await resp.json())["models"]["tone"]
+                if voices or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+        assert [v["id"] for v in voices] == ["low", "high"]
+    finally:
+        await st.stop()
+        await runner.cleanup()

@@ -52,6 +52,7 @@ class Stack:
         self.jobs: Any = None
         self.mesh: Any = None
         self.policy: Any = None  # gateway.meshmode.DataPlanePolicy, chosen from gateway.mesh at start
+        self._voices_task = False  # linkerd: voices re-read from the Services in the background
         self.gateway: Gateway | None = None
         self.fast: Any = None  # the fast-path server, when gateway.server == "fast"
         self.port: int = settings.server.port
@@ -140,20 +141,15 @@ class Stack:
             info = await self.supervisor.worker_info(reps[0])
             if info is not None:
                 self.catalog.voices[name] = info.get("voices", [])
-        if not self.policy.manages_workers:  # linkerd: the workers sit behind Services
-            await self._refresh_service_voices()
+        if not self.policy.manages_workers and not self._voices_task:  # linkerd: workers sit behind Services
+            import aiohttp
 
-    async def _refresh_service_voices(self) -> None:
-        import aiohttp
+            from voxmesh.stack.services import keep_voices_fresh, refresh_voices
 
-        from voxmesh.stack.services import fetch_voices
-
-        async with aiohttp.ClientSession() as session:
-            for dep in self.config.deployments:
-                if dep.external is not None and dep.external.kind == "tts":
-                    voices = await fetch_voices(session, dep.external.urls[0])
-                    if voices is not None:
-                        self.catalog.voices[dep.name] = voices
+            async with aiohttp.ClientSession() as session:
+                await refresh_voices(session, self.config.deployments, self.catalog.voices)
+            self._voices_task = True
+            self._tasks.append(asyncio.ensure_future(keep_voices_fresh(self.config.deployments, self.catalog.voices)))
 
     def _route_via_gateway(self, managed: list[Deployment]) -> None:
         """``engine: remote`` with ``options.via: <external chat deployment>``: the worker reaches
