@@ -12,9 +12,14 @@ VOXMESH_* variable a real setting.
 from __future__ import annotations
 
 import fnmatch
+import http.server
 import json
 import re
 import shlex
+import socket
+import subprocess
+import sys
+import threading
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,3 +211,38 @@ def test_every_copy_source_exists_and_is_sent_to_the_builder(instructions: list[
     for junk in (".venv/bin/python", ".git/HEAD", ".voxmesh/voxmesh.db", "tests/test_static.py",
                  "src/voxmesh/__pycache__/cli.cpython-311.pyc"):  # fmt: skip
         assert _ignored(junk, patterns), f"{junk} would be sent to the Docker daemon"
+
+
+def test_inline_python_compiles_and_the_healthcheck_really_checks(instructions: list[Instruction]) -> None:
+    """The ``python -c`` snippets are valid Python; the HEALTHCHECK command exits 0 on a live
+    /healthz and non-zero on a dead port (run here with this interpreter)."""
+    for run in _runs(instructions):
+        for code in re.findall(r'python -c "([^"]+)"', run):
+            compile(code, "<RUN python -c>", "exec")
+    check = next(i.args for i in instructions if i.cmd == "HEALTHCHECK")
+    argv = json.loads(check[check.index("CMD") + 3:].strip())
+    assert argv[:2] == ["python", "-c"]
+
+    class Healthz(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Healthz)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        live = subprocess.run([sys.executable, *argv[1:]], env={"HEALTHCHECK_PORT": str(server.server_port)},
+                              capture_output=True, timeout=30)  # fmt: skip
+        assert live.returncode == 0, live.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    dead = subprocess.run([sys.executable, *argv[1:]], env={"HEALTHCHECK_PORT": str(dead_port)},
+                          capture_output=True, timeout=30)  # fmt: skip
+    assert dead.returncode != 0
