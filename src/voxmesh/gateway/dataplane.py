@@ -32,6 +32,9 @@ Two entry points share that path: :meth:`DataPlane.forward` for an aiohttp handl
 returns the ``web.StreamResponse``), and :meth:`DataPlane.exchange`, which writes to any
 ``Sink`` (the fast server of ``fastpath/server.py`` uses it with no aiohttp at all).
 
+Under ``gateway.mesh: linkerd`` (``meshmode.py``) the same path makes one attempt per
+request and never ejects: the Linkerd proxy retries, breaks and balances.
+
 Limits
     The request body is buffered (the gateway's callers already read it). TLS is whatever
     ``ssl`` context the caller passes (mTLS contexts come from ``voxmesh.mesh``).
@@ -56,6 +59,7 @@ from voxmesh.gateway.balancer.pool import Update
 from voxmesh.gateway.fastpath.client import ConnectFailed, ConnectionBroken, ConnectionPool, Response
 from voxmesh.gateway.fastpath.sink import AiohttpSink, Sink, error_parts
 from voxmesh.gateway.golden import GoldenMetrics, summary
+from voxmesh.gateway.meshmode import DataPlanePolicy
 from voxmesh.gateway.resilience.backoff import Backoff
 from voxmesh.gateway.resilience.breaker import BreakerState
 from voxmesh.gateway.resilience.classify import ErrorKind, Outcome, classify
@@ -101,6 +105,7 @@ class DataPlane:
         timeouts: Mapping[str, RouteTimeouts] | None = None,
     ) -> None:
         self.settings = settings
+        self.policy = DataPlanePolicy.from_settings(settings)  # gateway.mesh: what we run ourselves
         self._ssl = ssl
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
@@ -136,7 +141,7 @@ class DataPlane:
         dep = self._deployments.get(deployment)
         if dep is None:
             dep = self._deployments[deployment] = Deployment(
-                deployment, self.settings, self._clock, self._rng
+                deployment, self.settings, self._clock, self._rng, self.policy
             )
         delta = dep.pool.update(event)
         for ep in delta.removed:
@@ -241,7 +246,7 @@ class DataPlane:
         dep.budget.deposit()
         tried: set[str] = set()
         last_error: VoxmeshError | None = None
-        for attempt_no in range(self.settings.retry_max_attempts):
+        for attempt_no in range(self.policy.max_attempts):
             choice = self._p2c.choose(dep.candidates(self._clock()), exclude=frozenset(tried))
             if isinstance(choice, Unavailable):
                 if last_error is not None:
@@ -282,7 +287,7 @@ class DataPlane:
         raise last_error
 
     def _may_retry(self, dep: Deployment, attempt_no: int, body: bytes, deadlines: Deadlines) -> bool:
-        if attempt_no + 1 >= self.settings.retry_max_attempts or len(body) > self.settings.retry_body_cap:
+        if attempt_no + 1 >= self.policy.max_attempts or len(body) > self.settings.retry_body_cap:
             return False
         if not deadlines.can_retry(self._clock(), self.settings.retry_backoff_max_s):
             return False

@@ -1,6 +1,7 @@
 """Live state of the upstreams of each deployment, and the bookkeeping of one attempt.
 
-An :class:`Upstream` is one endpoint with its peak-EWMA load, its breaker and its cached
+An :class:`Upstream` is one endpoint with its peak-EWMA load, its breaker (the kind the
+:class:`~voxmesh.gateway.meshmode.DataPlanePolicy` chooses) and its cached
 metric children; a :class:`Deployment` is the pool of upstreams behind one backend name
 with its retry budget. :class:`Attempt` brackets one try on one upstream so the breaker,
 the in-flight count and the metrics see exactly one start and one end, even when the
@@ -11,17 +12,21 @@ from __future__ import annotations
 
 import random
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxmesh.clock import Clock
 from voxmesh.gateway.balancer.ewma import PeakEwma
 from voxmesh.gateway.balancer.p2c import Candidate
 from voxmesh.gateway.balancer.pool import Endpoint, Pool
 from voxmesh.gateway.golden import EdgeStats, EndpointStats, GoldenMetrics, summary
+from voxmesh.gateway.meshmode import DataPlanePolicy
 from voxmesh.gateway.resilience.breaker import Breaker, Ticket
 from voxmesh.gateway.resilience.classify import Outcome
 from voxmesh.gateway.resilience.retry_budget import RetryBudget
 from voxmesh.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from voxmesh.gateway.resilience.no_ejection import NoEjection
 
 __all__ = ["Attempt", "Deployment", "Upstream"]
 
@@ -30,18 +35,13 @@ class Upstream:
     __slots__ = ("breaker", "endpoint", "ewma", "max_in_flight", "stats")
 
     def __init__(self, endpoint: Endpoint, settings: GatewaySettings, clock: Clock, rng: random.Random,
-                 stats: EndpointStats) -> None:  # fmt: skip
+                 stats: EndpointStats, policy: DataPlanePolicy | None = None) -> None:  # fmt: skip
         self.endpoint = endpoint
         self.ewma = PeakEwma(
             default_rtt_s=settings.ewma_default_rtt_ms / 1000.0, decay_s=settings.ewma_decay_s, clock=clock
         )
-        self.breaker = Breaker(
-            failures=settings.breaker_failures,
-            min_backoff_s=settings.breaker_min_backoff_s,
-            max_backoff_s=settings.breaker_max_backoff_s,
-            jitter=settings.breaker_jitter,
-            rng=rng,
-        )
+        policy = policy if policy is not None else DataPlanePolicy.from_settings(settings)
+        self.breaker: Breaker | NoEjection = policy.new_breaker(settings, rng)
         self.max_in_flight = settings.max_in_flight_per_endpoint
         self.stats = stats
 
@@ -70,8 +70,10 @@ class Upstream:
 
 
 class Deployment:
-    def __init__(self, name: str, settings: GatewaySettings, clock: Clock, rng: random.Random) -> None:
+    def __init__(self, name: str, settings: GatewaySettings, clock: Clock, rng: random.Random,
+                 policy: DataPlanePolicy | None = None) -> None:  # fmt: skip
         self.name = name
+        self.policy = policy
         self.settings = settings
         self.clock = clock
         self.rng = rng
@@ -85,7 +87,7 @@ class Deployment:
         )
 
     def add(self, endpoint: Endpoint, stats: EndpointStats) -> None:
-        self.upstreams[endpoint.id] = Upstream(endpoint, self.settings, self.clock, self.rng, stats)
+        self.upstreams[endpoint.id] = Upstream(endpoint, self.settings, self.clock, self.rng, stats, self.policy)
 
     def candidates(self, now: float) -> list[Candidate]:
         return [up.candidate(now) for up in self.upstreams.values()]

@@ -4,6 +4,8 @@ One process runs the gateway (public API + data plane), the controller (supervis
 autoscaler) and the job runners; workers run as child processes on loopback ports, reached
 over mTLS with certificates from the built-in CA in the data dir. Embedded defaults: SQLite
 and local files in ``data_dir``; PostgreSQL, RabbitMQ and S3 through settings.
+With ``gateway.mesh: linkerd`` the same process is the cluster's gateway: no CA, no workers,
+every deployment a Service (see :mod:`voxmesh.gateway.meshmode`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Stack:
         self.autoscaler: Any = None
         self.jobs: Any = None
         self.mesh: Any = None
+        self.policy: Any = None  # gateway.meshmode.DataPlanePolicy, chosen from gateway.mesh at start
+        self._voices_task = False  # linkerd: voices re-read from the Services in the background
         self.gateway: Gateway | None = None
         self.fast: Any = None  # the fast-path server, when gateway.server == "fast"
         self.port: int = settings.server.port
@@ -62,12 +66,15 @@ class Stack:
     async def start(self, *, wait_ready: bool = True) -> None:
         from voxmesh.autoscale.supervisor import Supervisor, WorkerLaunch
         from voxmesh.gateway.dataplane import DataPlane
+        from voxmesh.gateway.meshmode import DataPlanePolicy, check_deployments
         from voxmesh.stack.mesh import MeshWiring
 
         s = self.settings
+        self.policy = policy = DataPlanePolicy.from_settings(s.gateway)
+        check_deployments(policy, self.config.deployments)  # gateway.mesh=linkerd: Services only
         s.data_dir.mkdir(parents=True, exist_ok=True)
         managed = [d for d in self.config.deployments if d.engine is not None]
-        mesh = MeshWiring(s) if s.mesh.enabled else None
+        mesh = MeshWiring(s) if s.mesh.enabled and policy.builtin_mtls else None
         if mesh is not None:
             await mesh.start(managed)
         self.mesh = mesh
@@ -139,6 +146,15 @@ class Stack:
             info = await self.supervisor.worker_info(reps[0])
             if info is not None:
                 self.catalog.voices[name] = info.get("voices", [])
+        if not self.policy.manages_workers and not self._voices_task:  # linkerd: workers sit behind Services
+            import aiohttp
+
+            from voxmesh.stack.services import keep_voices_fresh, refresh_voices
+
+            async with aiohttp.ClientSession() as session:
+                await refresh_voices(session, self.config.deployments, self.catalog.voices)
+            self._voices_task = True
+            self._tasks.append(asyncio.ensure_future(keep_voices_fresh(self.config.deployments, self.catalog.voices)))
 
     def _route_via_gateway(self, managed: list[Deployment]) -> None:
         """``engine: remote`` with ``options.via: <external chat deployment>``: the worker reaches
@@ -153,11 +169,13 @@ class Stack:
 
     def _add_external(self) -> None:
         from voxmesh.gateway.balancer.pool import Endpoint, Reset
+        from voxmesh.gateway.meshmode import endpoint_urls
 
         for dep in self.config.deployments:
             if dep.external is None:
                 continue
-            eps = [Endpoint(id=f"{dep.name}-{i}", url=u.rstrip("/")) for i, u in enumerate(dep.external.urls)]
+            urls = endpoint_urls(self.policy, dep)
+            eps = [Endpoint(id=f"{dep.name}-{i}", url=u) for i, u in enumerate(urls)]
             self.dataplane.update(dep.name, Reset(eps))
 
     def _extra_metrics(self) -> str:

@@ -44,6 +44,7 @@ class JobsWiring:
         self._runners: list[asyncio.Task[None]] = []
         self._queue_length = 0
         self._synth: Any = None
+        self._job_counts: dict[str, int] = {}
 
     async def start(self) -> None:
         from voxmesh.jobs.wiring import open_jobs
@@ -75,6 +76,8 @@ class JobsWiring:
         while True:
             with contextlib.suppress(Exception):
                 self._queue_length = await self.jobs.queue.length()
+            with contextlib.suppress(Exception):
+                self._job_counts = await self.jobs.db.job_counts()
             await asyncio.sleep(1.0)
 
     @property
@@ -85,8 +88,11 @@ class JobsWiring:
         return (
             "# HELP voxmesh_jobs_queue_length job chunks waiting for a runner\n"
             "# TYPE voxmesh_jobs_queue_length gauge\n"
-            f"voxmesh_jobs_queue_length {self._queue_length}"
-        )
+            f"voxmesh_jobs_queue_length {self._queue_length}\n"
+            "# HELP voxmesh_jobs jobs in the metadata DB by state (failed: a chunk was dead-lettered)\n"
+            "# TYPE voxmesh_jobs gauge\n"
+            + "".join(f'voxmesh_jobs{{state="{s}"}} {n}\n' for s, n in sorted(self._job_counts.items()))
+        ).rstrip("\n")
 
     async def stop(self) -> None:
         for task in self._runners:

@@ -382,3 +382,10 @@ class JobDB:
         q = select(func.count()).where(waiting, chunks.c.job_id.in_(select(jobs.c.id).where(jobs.c.state.in_(_ACTIVE))))
         async with self.engine.connect() as conn:
             return int((await conn.execute(q)).scalar() or 0)
+
+    async def job_counts(self) -> dict[str, int]:
+        """Jobs per state, every state present (0 included), for the ``voxmesh_jobs`` gauge."""
+        q = select(jobs.c.state, func.count()).group_by(jobs.c.state)
+        async with self.engine.connect() as conn:
+            found = {str(r[0]): int(r[1]) for r in (await conn.execute(q)).all()}
+        return {s.value: found.get(s.value, 0) for s in JobState}

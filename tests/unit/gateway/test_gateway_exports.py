@@ -16,6 +16,8 @@ EXPECTED = {
     "voxmesh.gateway.resilience.backoff": ["Backoff"],
     "voxmesh.gateway.resilience.breaker": ["TRANSITIONS", "Breaker", "BreakerState", "Event", "Ticket"],
     "voxmesh.gateway.resilience.timeouts": ["Deadlines", "RouteTimeouts", "TimeoutKind"],
+    "voxmesh.gateway.resilience.no_ejection": ["NoEjection"],
+    "voxmesh.gateway.meshmode": ["DataPlanePolicy", "MeshMode", "check_deployments", "endpoint_urls"],
     "voxmesh.gateway.split": ["TrafficSplit", "WeightedChoice"],
     "voxmesh.gateway.canary": [
         "CanaryConfig",

@@ -1,0 +1,193 @@
+"""deploy/prometheus/rules.yaml on a real Prometheus scraping a real ``voxmesh up`` stack.
+
+Two ``engine: tone`` deployments serve a short known load: ``tone`` answers everything,
+``broken`` has ``VOXMESH_WORKER__FAULT_ERROR_RATE=1.0`` (every synthesis fails with 500).
+Prometheus (the Debian package, on a free loopback port, 1 s scrape and evaluation) scrapes
+the gateway and, through a file_sd list written here, every worker (the mesh is off so that
+workers speak plain HTTP, as pods do behind the Linkerd proxy). Then, with the rules as
+shipped: every recording rule's expression parses and returns data, every rule evaluates
+without error, the figures are the right ones (tone 100 % success, broken 0 %), and the
+fast burn-rate page fires for ``broken`` and only for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from voxmesh.deployments import DeploymentsConfig
+from voxmesh.settings import load_settings
+from voxmesh.stack import Stack
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "deploy" / "prometheus" / "rules.yaml"
+PROMETHEUS = shutil.which("prometheus")
+
+CONFIG = {
+    "deployments": [
+        {"name": "tone", "engine": "tone", "replicas": {"min": 1, "max": 1}, "threads": 1},
+        {"name": "broken", "engine": "tone", "replicas": {"min": 1, "max": 1}, "threads": 1,
+         "env": {"VOXMESH_WORKER__FAULT_ERROR_RATE": "1.0"}},
+    ],
+    "aliases": {"tts-1": "tone"},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    # the breaker must not eject "broken": its worker has to keep counting 500s while Prometheus watches
+    settings = load_settings(None, data_dir=tmp_path / "data", server={"port": 0}, mesh={"enabled": False},
+                             jobs={"runners": 0}, gateway={"breaker_failures": 100_000})  # fmt: skip
+    st = Stack(settings, DeploymentsConfig.model_validate(CONFIG))
+    try:
+        await st.start()
+        yield st
+    finally:
+        await st.stop()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, stack: Stack) -> Iterator[str]:
+    if PROMETHEUS is None:
+        pytest.skip("prometheus is missing: install the Debian package 'prometheus' (make system-deps)")
+    workers = [
+        {"targets": [f"127.0.0.1:{r.port}"], "labels": {"deployment": name}}
+        for name in ("tone", "broken") for r in stack.supervisor.serving(name)
+    ]  # fmt: skip
+    assert len(workers) == 2
+    (tmp_path / "workers.json").write_text(json.dumps(workers))
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [
+            {"job_name": "voxmesh-gateway", "static_configs": [{"targets": [stack.url.removeprefix("http://")]}]},
+            {"job_name": "voxmesh-workers",
+             "file_sd_configs": [{"files": [str(tmp_path / "workers.json")], "refresh_interval": "1s"}]},
+        ],
+    }  # fmt: skip
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = _free_port()
+    log = (tmp_path / "prometheus.log").open("w")
+    proc = subprocess.Popen(
+        [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+async def _query(session: aiohttp.ClientSession, prom: str, expr: str) -> list[dict[str, Any]]:
+    async with session.get(prom + "/api/v1/query", params={"query": expr}) as resp:
+        body = await resp.json()
+    assert body["status"] == "success", (expr, body)
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+async def _until(what: str, timeout: float, probe: Any) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+async def _load(url: str, seconds: float) -> dict[str, list[int]]:
+    statuses: dict[str, list[int]] = {"tone": [], "broken": []}
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as session:
+        async def client(model: str, i: int) -> None:
+            n = 0
+            while time.monotonic() < deadline:
+                n += 1
+                body = {"model": model, "input": f"Client {i} says {n}.", "voice": "low", "response_format": "pcm"}
+                async with session.post(url + "/v1/audio/speech", json=body) as resp:
+                    await resp.read()
+                    statuses[model].append(resp.status)
+                await asyncio.sleep(0.02)
+        await asyncio.gather(*(client(m, i) for m in ("tone", "broken") for i in range(2)))
+    return statuses
+
+
+async def test_rules_return_data_and_the_burn_rate_page_fires(stack: Stack, prometheus: str) -> None:
+    rules_doc = yaml.safe_load(RULES.read_text())
+    records = {r["record"]: r["expr"] for g in rules_doc["groups"] for r in g["rules"] if "record" in r}
+    async with aiohttp.ClientSession() as session:
+        async def ready() -> bool:
+            try:
+                async with session.get(prometheus + "/-/ready") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await _until("Prometheus ready", 20, ready)
+        statuses = await _load(stack.url, 6.0)
+        assert statuses["tone"] and set(statuses["tone"]) == {200}
+        assert statuses["broken"] and all(s >= 500 for s in statuses["broken"])
+
+        async def all_have_data() -> dict[str, int] | None:
+            counts = {name: len(await _query(session, prometheus, expr)) for name, expr in records.items()}
+            return counts if all(counts.values()) else None
+
+        try:
+            await _until("every recording rule's expression to return data", 30, all_have_data)
+        finally:
+            empty = [n for n, e in records.items() if not await _query(session, prometheus, e)]
+            assert empty == [], f"recording rules with no data: {empty}"
+        for name in records:  # the recorded series themselves exist (the rule ran)
+            await _until(f"recorded series {name}", 10, lambda n=name: _query(session, prometheus, n))
+
+        success = {s["metric"]["deployment"]: float(s["value"][1])
+                   for s in await _query(session, prometheus, "deployment:voxmesh_success:ratio_rate5m")}  # fmt: skip
+        assert success == {"tone": 1.0, "broken": 0.0}
+        worker_ok = {s["metric"]["model"]: float(s["value"][1])
+                     for s in await _query(session, prometheus, "model:voxmesh_worker_success:ratio_rate5m")}  # fmt: skip
+        assert worker_ok == {"tone": 1.0, "broken": 0.0}
+
+        # VoxmeshNoReadyReplica joins the autoscaler's wish with the serving replicas on
+        # `deployment`: with the real labels the join matches both deployments (so it stays quiet)
+        joined = await _query(session, prometheus, 'voxmesh_autoscaler_desired_replicas > 0 and on (deployment) '
+                                                   'sum by (deployment) (voxmesh_replicas{state="serving"}) > 0')
+        assert sorted(s["metric"]["deployment"] for s in joined) == ["broken", "tone"]
+
+        async def firing() -> list[dict[str, Any]]:
+            async with session.get(prometheus + "/api/v1/alerts") as resp:
+                alerts: list[dict[str, Any]] = (await resp.json())["data"]["alerts"]
+            return [a for a in alerts if a["labels"]["alertname"] == "VoxmeshErrorBudgetBurnFast" and a["state"] == "firing"]
+
+        fired = await _until("VoxmeshErrorBudgetBurnFast to fire", 30, firing)
+        assert [a["labels"]["deployment"] for a in fired] == ["broken"]
+        assert fired[0]["labels"]["severity"] == "page"
+
+        async with session.get(prometheus + "/api/v1/rules") as resp:
+            groups = (await resp.json())["data"]["groups"]
+        bad = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] != "ok"]
+        assert bad == []
+        assert sum(len(g["rules"]) for g in groups) == sum(len(g["rules"]) for g in rules_doc["groups"])
