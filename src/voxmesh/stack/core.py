@@ -51,6 +51,7 @@ class Stack:
         self.mesh: Any = None
         self.gateway: Gateway | None = None
         self.fast: Any = None  # the fast-path server, when gateway.server == "fast"
+        self.auth: Any = None  # voxmesh.auth.wiring.AuthWiring
         self.port: int = settings.server.port
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = False  # set once every deployment serves and the catalog is filled
@@ -66,6 +67,9 @@ class Stack:
 
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        from voxmesh.auth.wiring import open_auth
+
+        self.auth = await open_auth(s)  # first: mode none on a public address refuses to start
         managed = [d for d in self.config.deployments if d.engine is not None]
         mesh = MeshWiring(s) if s.mesh.enabled else None
         if mesh is not None:
@@ -88,8 +92,8 @@ class Stack:
         self.activator = Activator(self.supervisor)
         self.gateway = gateway = Gateway(s, self.dataplane, self.catalog, extra_metrics=self._extra_metrics,
                           is_ready=lambda: self.ready and self.supervisor.is_ready(),
-                                         activate=self.activator.ensure)
-        setup = []
+                                         activate=self.activator.ensure, guard=self.auth.guard)
+        setup = [self.auth.setup_routes]
         from voxmesh.stack.jobs import JobsWiring
 
         self.jobs = JobsWiring(s, self)
@@ -184,6 +188,8 @@ class Stack:
             await self.dataplane.close()
         if self.mesh is not None:
             await self.mesh.stop()
+        if self.auth is not None:
+            await self.auth.close()
 
 
 def run_stack(settings: Settings, config_path: Path | None) -> int:

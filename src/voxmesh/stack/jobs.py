@@ -56,12 +56,12 @@ class JobsWiring:
 
     async def start_runners(self) -> None:
         from voxmesh.jobs.synth import HttpSynthesizer
-        from voxmesh.jobs.wiring import build_synthesizer, make_runner
+        from voxmesh.jobs.wiring import build_synthesizer, internal_auth, make_runner
 
         cfg = self.settings.jobs
         if cfg.engine == "http":
             synth: Any = HttpSynthesizer(self.stack.url, sample_rate=cfg.sample_rate,
-                                         headers={"X-Voxmesh-Caller": "jobs-runner"})
+                                         headers={"X-Voxmesh-Caller": "jobs-runner", **internal_auth(self.settings)})
         else:
             synth = build_synthesizer(self.settings)
         for i in range(cfg.runners):

@@ -12,7 +12,9 @@ POST     /translate, /detect,    model from a JSON body's ``model`` (must be mt/
 GET      /languages              the first ``mt`` deployment
 =======  ======================  ==================================================
 
-Errors are the ``voxmesh.errors`` JSON bodies with their statuses and headers (413 for a
+Every hot route passes the gateway's guard first (``voxmesh.auth.guard``, the same rules as the
+app's middleware); relayed requests are checked by the app, never twice and never by trusting a
+header. Errors are the ``voxmesh.errors`` JSON bodies with their statuses and headers (413 for a
 body over 2 MiB, as aiohttp's ``client_max_size`` answers). Every other method and path
 goes, unchanged, to the aiohttp app through :class:`Relay`: jobs, admin, models, voices,
 metrics, health, and the 404/405 answers.
@@ -28,8 +30,11 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
 from voxmesh.api.schemas import SpeechRequest, parse_body
+from voxmesh.auth.guard import Call, Guard, api_key_from_body
+from voxmesh.auth.scopes import scope_for
 from voxmesh.errors import InvalidRequest, UpstreamError, VoxmeshError
 from voxmesh.gateway.app import caller_label
 from voxmesh.gateway.fastpath.client import ConnectFailed, ConnectionBroken, ConnectionPool
@@ -120,8 +125,9 @@ class HotRoutes:
     """Dispatch: a hot route is validated and forwarded, anything else is relayed."""
 
     def __init__(self, catalog: Catalog, dataplane: DataPlane, relay: Relay, relay_body_limit: int,
-                 activate: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 activate: Callable[[str], Awaitable[None]] | None = None, guard: Guard | None = None) -> None:
         self.catalog = catalog
+        self.guard = guard
         self.activate = activate
         self.dataplane = dataplane
         self.relay = relay
@@ -148,10 +154,26 @@ class HotRoutes:
             await self.relay(req, ex)
             return
         try:
+            if self.guard is not None:
+                await self._check(req)
             await route(req, ex)
         except VoxmeshError as err:
             headers, body = error_parts(err)
             await ex.respond(err.status, headers, body)
+
+    async def _check(self, req: Request) -> None:
+        """The guard, as the aiohttp app's middleware runs it (a hot route's template is its path).
+        Relayed requests are not checked here: the app checks them, so each is checked once."""
+        assert self.guard is not None
+        path = req.path
+        scope = scope_for(req.method, path)
+        raw = req.header(b"authorization")
+        authorization = None if raw is None else raw.decode("latin-1")
+        api_key = None
+        if authorization is None and self.guard.wants_body_key(scope):
+            query = req.url.partition(b"?")[2].decode("latin-1")
+            api_key = (parse_qs(query).get("api_key") or [""])[0] or api_key_from_body(_content_type(req), req.body)
+        await self.guard.check(Call(req.method, path, path, req.peer, authorization, api_key), scope)
 
     async def _forward(self, req: Request, ex: Exchange, routed: str, path: str) -> None:
         extra = b"".join(n + b": " + v + b"\r\n" for n, v in req.headers if n.lower() in _PASS)

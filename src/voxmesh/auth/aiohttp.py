@@ -1,0 +1,56 @@
+"""The guard as aiohttp middleware: every route of the gateway's aiohttp app goes through it.
+
+Sets ``request["principal"]``; on admin routes records the answer's status in the audit log.
+The LibreTranslate ``api_key`` is read from the query or the (JSON or url-encoded) body of
+translation routes only, and only when no ``Authorization`` header came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from voxmesh.auth.guard import Call, Guard, api_key_from_body
+from voxmesh.auth.scopes import ADMIN, scope_for
+from voxmesh.errors import VoxmeshError
+
+__all__ = ["auth_middleware"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def route_template(request: web.Request) -> str | None:
+    resource = request.match_info.route.resource
+    return None if resource is None else resource.canonical
+
+
+def auth_middleware(guard: Guard) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        template = route_template(request)
+        scope = scope_for(request.method, template)
+        authorization = request.headers.get("Authorization")
+        api_key = None
+        if authorization is None and guard.wants_body_key(scope):
+            api_key = request.query.get("api_key")
+            if api_key is None and request.body_exists:
+                api_key = api_key_from_body(request.content_type, await request.read())
+        call = Call(request.method, template, request.path, request.remote, authorization, api_key)
+        principal = await guard.check(call, scope)
+        request["principal"] = principal
+        if scope != ADMIN:
+            return await handler(request)
+        try:
+            resp = await handler(request)
+        except VoxmeshError as exc:
+            guard.record_admin(principal, call, exc.status)
+            raise
+        except web.HTTPException as exc:
+            guard.record_admin(principal, call, exc.status)
+            raise
+        guard.record_admin(principal, call, resp.status)
+        return resp
+
+    return middleware
