@@ -5,6 +5,7 @@
     voxmesh sim ...                              autoscaling simulator (see voxmesh sim -h)
     voxmesh jobs submit|ls|status|cancel ...     long-text jobs against a running gateway
     voxmesh batch DIR                            submit a folder of texts, wait, summarize
+    voxmesh keys create|ls|revoke, voxmesh tenants create|ls|set   API keys and tenants (metadata DB)
 
 A process that cannot start exits non-zero with a one-line reason.
 """
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_optional(sub, "voxmesh.autoscale.sim_cli")
     _add_optional(sub, "voxmesh.jobs.cli")
+    _add_optional(sub, "voxmesh.auth.cli")
     return parser
 
 
