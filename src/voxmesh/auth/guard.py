@@ -183,7 +183,7 @@ class Guard:
                                 "or auth.mode authenticates callers")
             return OPEN
         token = _bearer(call.authorization)
-        if token is None and call.api_key is not None and self.accepts_keys:
+        if token is None and call.api_key is not None and self.wants_body_key(scope):
             token = call.api_key
         if token is None:
             raise Unauthenticated(
