@@ -7,12 +7,15 @@ translation routes only, and only when no ``Authorization`` header came.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from aiohttp.web_exceptions import NotAppKeyWarning
 
 from voxmesh.auth.guard import Call, Guard, api_key_from_body
+from voxmesh.auth.principal import Principal
 from voxmesh.auth.scopes import ADMIN, scope_for
 from voxmesh.errors import VoxmeshError
 
@@ -24,6 +27,23 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def route_template(request: web.Request) -> str | None:
     resource = request.match_info.route.resource
     return None if resource is None else resource.canonical
+
+
+_warned = False
+
+
+def _set_principal(request: web.Request, principal: Principal) -> None:
+    """``request["principal"]``: a plain string key is the interface other modules read.
+    aiohttp warns once per process about string keys (NotAppKeyWarning); that one warning
+    is silenced here, after which aiohttp stays quiet by itself."""
+    global _warned
+    if _warned:
+        request["principal"] = principal
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotAppKeyWarning)
+        request["principal"] = principal
+    _warned = True
 
 
 def auth_middleware(guard: Guard) -> Middleware:
@@ -39,7 +59,7 @@ def auth_middleware(guard: Guard) -> Middleware:
                 api_key = api_key_from_body(request.content_type, await request.read())
         call = Call(request.method, template, request.path, request.remote, authorization, api_key)
         principal = await guard.check(call, scope)
-        request["principal"] = principal
+        _set_principal(request, principal)
         if scope != ADMIN:
             return await handler(request)
         try:
