@@ -43,6 +43,7 @@ class JobsWiring:
         self.jobs: Any = None
         self._runners: list[asyncio.Task[None]] = []
         self._queue_length = 0
+        self._synth: Any = None
 
     async def start(self) -> None:
         from voxmesh.jobs.wiring import open_jobs
@@ -64,6 +65,7 @@ class JobsWiring:
                                          headers={"X-Voxmesh-Caller": "jobs-runner", **internal_auth(self.settings)})
         else:
             synth = build_synthesizer(self.settings)
+        self._synth = synth
         for i in range(cfg.runners):
             runner = make_runner(self.jobs, synth, owner=f"gateway-runner-{i}")
             self._runners.append(asyncio.ensure_future(runner.run()))
@@ -92,5 +94,8 @@ class JobsWiring:
         for task in self._runners:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        close = getattr(self._synth, "close", None)
+        if close is not None:  # the runners' HTTP session to the gateway
+            await close()
         if self.jobs is not None:
             await self.jobs.close()
