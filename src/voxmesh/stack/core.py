@@ -149,6 +149,8 @@ class Stack:
                     raise ConfigError(f"deployment {dep.name!r}: options.via must name an external deployment")
                 opts = {k: v for k, v in dep.options.items() if k != "via"}
                 dep.options = {**opts, "base_url": self.url, "model": via}
+                if self.settings.auth.mode != "none":  # the worker calls the gateway with the internal key
+                    dep.options["internal_key_file"] = str((self.settings.data_dir / "internal.key").resolve())
 
     def _add_external(self) -> None:
         from voxmesh.gateway.balancer.pool import Endpoint, Reset
