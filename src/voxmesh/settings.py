@@ -142,6 +142,8 @@ class AuthSettings(BaseModel):
     leeway_s: float = Field(30.0, ge=0, le=600)
     tenant_claim: str = "tenant"
     key_cache_s: float = Field(5.0, ge=0, description="a verified API key is re-read from the DB after this long")
+    token_cache_s: float = Field(60.0, ge=0, description="a verified JWT is trusted this long (at most until exp) "
+                                 "without checking its signature again; 0: verify every request")
     audit_file: Path | None = None  # default <data_dir>/audit.log; the logger voxmesh.audit always gets it too
 
 

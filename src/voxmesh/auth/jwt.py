@@ -8,12 +8,19 @@ Scopes come from ``scope`` (space-separated) or ``scp`` (a list or a string).
 :class:`JwksCache` keeps the keys by ``kid``. A URL is refetched after ``jwks_cache_s`` and
 when a token names an unknown ``kid`` (key rotation), at most once per ``jwks_refresh_min_s``
 so a flood of made-up kids cannot hammer the identity provider. A file is reread when its
-mtime changes. The fetcher and the clock are injected (tests serve a JWKS from a local server).
+mtime changes (looked at once a second, and at once for an unknown kid). The fetcher and the clock are injected (tests serve a
+JWKS from a local server).
+
+A verified token's principal is cached by the token's SHA-256 for ``auth.token_cache_s``
+(never past its ``exp``; 10,000 entries at most), so a client repeating its bearer pays the
+signature check once. Limit: a token signed by a key the JWKS has since dropped keeps working
+until its cache entry ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -82,8 +89,12 @@ class JwksCache:
         self._lock = asyncio.Lock()
         self.fetches = 0  # URL fetches made (for tests and metrics)
 
-    def _load_file(self) -> None:
+    def _load_file(self, kid: str) -> None:
         assert self.path is not None
+        now = self._clock()
+        if kid in self._keys and self._fetched_at is not None and now - self._fetched_at < 1.0:
+            return  # a known kid: look at the file once a second; an unknown one: now (a stat)
+        self._fetched_at = now
         try:
             mtime = self.path.stat().st_mtime
             if mtime != self._mtime:
@@ -109,7 +120,7 @@ class JwksCache:
 
     async def get(self, kid: str) -> PyJWK | None:
         if self.path is not None:
-            self._load_file()
+            self._load_file(kid)
             return self._keys.get(kid)
         if self.url is None:
             return None
@@ -131,6 +142,7 @@ class JwtVerifier:
                              refresh_min_s=cfg.jwks_refresh_min_s)
         self.jwks = jwks
         self._secret = cfg.hs256_secret.encode() if cfg.hs256_secret else None
+        self._cache: dict[bytes, tuple[float, Principal]] = {}  # sha256(token) -> (until, principal)
         if self.jwks is None and self._secret is None:
             raise ConfigError(
                 f"auth.mode {cfg.mode} needs a key: set VOXMESH_AUTH__JWKS_PATH, VOXMESH_AUTH__JWKS_URL "
@@ -153,6 +165,20 @@ class JwtVerifier:
         raise Unauthenticated(f"JWT algorithm {alg!r} is not accepted here", reason="algorithm")
 
     async def verify(self, token: str) -> Principal:
+        digest = hashlib.sha256(token.encode()).digest()
+        hit = self._cache.get(digest)
+        if hit is not None:
+            if hit[0] > self._clock():
+                return hit[1]
+            del self._cache[digest]
+        principal, exp = await self._verify(token)
+        if self.cfg.token_cache_s > 0:
+            if len(self._cache) >= 10_000:
+                self._cache.clear()
+            self._cache[digest] = (min(exp, self._clock() + self.cfg.token_cache_s), principal)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         key, alg = await self._key(token)
         cfg = self.cfg
         try:
@@ -180,4 +206,5 @@ class JwtVerifier:
                 f"the JWT needs a {cfg.tenant_claim!r} claim naming a tenant (a-z, 0-9, _ and -)", reason="tenant")
         scopes = parse_scopes(claims.get("scope")) | parse_scopes(claims.get("scp"))
         subject = claims.get("sub") or claims.get("client_id") or "-"
-        return Principal(tenant=tenant, subject=str(subject)[:200], scopes=scopes, credential="jwt")
+        principal = Principal(tenant=tenant, subject=str(subject)[:200], scopes=scopes, credential="jwt")
+        return principal, float(claims["exp"])

@@ -107,7 +107,7 @@ async def test_jwks_url_refetched_on_unknown_kid_at_most_once_per_interval() -> 
         return json.dumps(current[0].jwks()).encode()
 
     cache = JwksCache(url="https://idp.test/jwks", cache_s=600, refresh_min_s=10, fetch=fetch, clock=lambda: now[0])
-    v = JwtVerifier(AuthSettings(mode="jwt", issuer=ISSUER, audience=AUDIENCE), cache)
+    v = JwtVerifier(AuthSettings(mode="jwt", issuer=ISSUER, audience=AUDIENCE, token_cache_s=0), cache)
     assert (await v.verify(current[0].token())).tenant == "acme"
     assert (await v.verify(current[0].token())).tenant == "acme"
     assert len(served) == 1  # cached
@@ -125,6 +125,27 @@ async def test_jwks_url_refetched_on_unknown_kid_at_most_once_per_interval() -> 
     now[0] = 700.0  # the cache ages out: refetched even for a known kid
     await v.verify(rotated.token())
     assert len(served) == 3
+
+
+async def test_verified_tokens_are_cached_but_never_past_exp(tmp_path: Path) -> None:
+    import asyncio
+    import os
+
+    cfg = _cfg(tmp_path, hs256_secret=None, leeway_s=0)
+    cached, uncached = JwtVerifier(cfg), JwtVerifier(cfg.model_copy(update={"token_cache_s": 0}))
+    token = SIGNER.token()
+    short = SIGNER.token(exp_in=3)
+    for v in (cached, uncached):
+        assert (await v.verify(token)).tenant == "acme"
+        assert (await v.verify(short)).tenant == "acme"
+    assert cfg.jwks_path is not None
+    cfg.jwks_path.write_text(json.dumps(Signer(kid="k1").jwks()))  # the key is rotated out
+    os.utime(cfg.jwks_path, (1, 1))
+    await asyncio.sleep(1.1)  # a known kid's file is looked at once a second
+    assert (await cached.verify(token)).tenant == "acme"  # within token_cache_s: not checked again
+    assert await _reason(uncached, token) == "signature"
+    await asyncio.sleep(2.1)
+    assert await _reason(cached, short) in ("expired", "signature")  # the cache ends at exp
 
 
 async def test_jwks_file_is_reread_when_it_changes(tmp_path: Path) -> None:
