@@ -31,6 +31,7 @@ BENCHES: dict[str, list[str]] = {
     "mt": [PY, "benchmarks/mt.py", "quality", "speed", "http", "gateway", "--threads", "1", "--batch-sizes", "1,8"],
     "tail": [PY, "benchmarks/tail.py", "--seconds", "120", "--windows", "200"],
     "peers": [PY, "benchmarks/peers.py", "--wait-load", "0.5"],
+    "auth_guard": [PY, "benchmarks/auth_guard.py", "--n", "3000", "--out", "benchmarks/reports/auth_guard.md"],
 }
 
 
