@@ -297,6 +297,11 @@ async def test_auth_matrix_and_clients(env: Env) -> None:
     async with e.session.get(f"{e.url}/v1/jobs/{e.job}", headers=_bearer(_token("jobs:read"))) as r:
         assert (await r.json())["state"] == "succeeded"
 
+    async with e.session.get(e.url + "/metrics", headers=_bearer(_token("metrics"))) as r:
+        metrics = await r.text()
+    denied = next(line for line in metrics.splitlines() if line.startswith('voxmesh_auth_checks_total{outcome="denied"}'))
+    assert int(float(denied.split()[-1])) >= len(ROWS) * 6
+
     await _presigned_urls(e)
     await _openai_client(e)
     await _libretranslate_client(e)
@@ -422,3 +427,8 @@ def test_up_refuses_mode_none_on_a_public_address(tmp_path: Path) -> None:
     assert len(lines) == 1 and "auth.mode is none" in lines[0] and "VOXMESH_AUTH__MODE" in lines[0], proc.stderr
     assert time.monotonic() - t0 < 60
     assert not (tmp_path / "data" / "logs").exists()  # nothing was started
+    env["VOXMESH_AUTH__MODE"] = "jwt"  # an authenticated mode without any key to check tokens with
+    proc = subprocess.run([sys.executable, "-m", "voxmesh", "up", "--port", "0", "--data-dir", str(tmp_path / "data")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "VOXMESH_AUTH__HS256_SECRET" in lines[0], proc.stderr
