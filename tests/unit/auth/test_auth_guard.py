@@ -177,3 +177,16 @@ def test_api_key_from_body() -> None:
     assert api_key_from_body("application/json", b"[1, 2]") is None
     assert api_key_from_body("application/json", b"{broken") is None
     assert api_key_from_body("text/plain", b"api_key=vxk_z") is None
+
+
+def test_audit_log_limits_floods_of_failures_but_never_admin_actions(tmp_path: Path) -> None:
+    now = [0.0]
+    audit = AuditLog(tmp_path / "a.log", clock=lambda: now[0], per_s=2.0, burst=3.0)
+    for _ in range(10):
+        audit.record("auth_failure", "denied", what="POST /v1/audio/speech", reason="invalid_key")
+    audit.record("admin", 200, what="GET /admin/keys", subject="ops")
+    now[0] = 1.0  # two more tokens
+    audit.record("auth_failure", "denied", what="POST /v1/audio/speech", reason="missing")
+    lines = [json.loads(line) for line in (tmp_path / "a.log").read_text().splitlines()]
+    assert [e["event"] for e in lines] == ["auth_failure"] * 3 + ["admin", "auth_failure"]
+    assert lines[3]["suppressed"] == 7 and "suppressed" not in lines[4]
