@@ -100,3 +100,10 @@ async def test_jobs_belong_to_their_tenant(db_url: str) -> None:
         assert other.value.message.replace("job1", "X") == missing.value.message.replace("nope", "X")
     finally:
         await db.close()
+
+
+async def test_a_cached_key_is_never_used_past_its_expiry(store: TenantStore) -> None:
+    _, key = await store.create_key("acme", frozenset({"tts:speak"}), expires_in_s=0.5)
+    assert await store.lookup_key(key) is not None  # cached for key_cache_s=60, but...
+    time.sleep(0.6)
+    assert await store.lookup_key(key) is None  # ...not past expires_at

@@ -202,7 +202,10 @@ class Guard:
             return Principal(tenant=SYSTEM_TENANT, subject="admin-token", scopes=frozenset({ADMIN}),
                              credential="admin_token")
         if self.jwt is not None and token.count(".") == 2:
-            return await self.jwt.verify(token)
+            principal = await self.jwt.verify(token)
+            if self.store is not None and await self.store.is_disabled(principal.tenant):
+                raise Forbidden(f"tenant {principal.tenant!r} is disabled: ask an operator to enable it")
+            return principal
         kinds = {"jwt": "a JWT", "api_keys": "an API key (vxk_...)", "jwt+api_keys": "a JWT or an API key (vxk_...)"}
         raise Unauthenticated(f"the bearer credential is not {kinds.get(self.mode, 'valid')}", reason="malformed")
 

@@ -116,6 +116,7 @@ class TenantStore:
         self._mono = monotonic
         self.key_cache_s = key_cache_s
         self._cache: dict[str, tuple[float, Principal | None]] = {}  # key hash -> (until, principal)
+        self._disabled: dict[str, tuple[float, bool]] = {}  # tenant -> (until, disabled)
 
     @classmethod
     async def open(cls, url: str, **kwargs: Any) -> TenantStore:
@@ -178,6 +179,7 @@ class TenantStore:
             if res.rowcount == 0:
                 raise NotFound(f"no tenant {name!r}", param="name")
             self._cache.clear()  # a disabled tenant's keys stop at once here
+            self._disabled.pop(name, None)
         return await self.get_tenant(name)
 
     # -- keys -----------------------------------------------------------------------------
@@ -234,12 +236,28 @@ class TenantStore:
         async with self.engine.connect() as conn:
             row = (await conn.execute(q)).first()
         principal = None
+        ttl = self.key_cache_s
         live = row is not None and row.revoked_at is None and not row.disabled and (
             row.expires_at is None or row.expires_at > self._clock())
         if live and row is not None and matches(key, row.secret_hash):
             principal = Principal(tenant=row.tenant, subject=f"key:{row.id}",
                                   scopes=frozenset(row.scopes.split()), credential="api_key")
+            if row.expires_at is not None:  # never cached past its expiry
+                ttl = min(ttl, row.expires_at - self._clock())
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (self._mono() + self.key_cache_s, principal)
+        self._cache[digest] = (self._mono() + ttl, principal)
         return principal
+
+    async def is_disabled(self, tenant: str) -> bool:
+        """Whether ``tenant`` is disabled (False for a tenant with no row), cached ``key_cache_s``."""
+        hit = self._disabled.get(tenant)
+        if hit is not None and hit[0] > self._mono():
+            return hit[1]
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(tenants.c.disabled).where(tenants.c.name == tenant))).first()
+        disabled = row is not None and bool(row.disabled)
+        if len(self._disabled) > 10_000:
+            self._disabled.clear()
+        self._disabled[tenant] = (self._mono() + self.key_cache_s, disabled)
+        return disabled

@@ -100,6 +100,16 @@ async def test_api_keys_header_body_revocation_and_tenant_switch(tmp_path: Path,
     assert info.value.reason == "invalid_key"
 
 
+async def test_a_disabled_tenant_is_refused_whatever_its_credential(tmp_path: Path, store: TenantStore) -> None:
+    g = Guard(_settings(tmp_path), store=store)
+    token = f"Bearer {SIGNER.token(alg='HS256', tenant='initech')}"
+    assert (await g.check(_call(auth=token))).tenant == "initech"  # no tenant row: defaults, enabled
+    await store.create_tenant("initech")
+    await store.update_tenant("initech", disabled=True)
+    with pytest.raises(Forbidden, match="disabled"):
+        await g.check(_call(auth=token))
+
+
 async def test_expired_key_and_key_in_jwt_mode(tmp_path: Path, store: TenantStore) -> None:
     _, old = await store.create_key("acme", frozenset({"tts:speak"}), expires_in_s=-1.0)
     g = Guard(_settings(tmp_path, "api_keys"), store=store)
