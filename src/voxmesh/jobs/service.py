@@ -138,8 +138,11 @@ class JobService:
             chapters = [Chapter("", text)]
         plan = plan_chunks(chapters, max_chars=cfg.chunk_chars, max_chunks=cfg.max_chunks)
         job_id = uuid.uuid4().hex
+        # finished chunks are reused by content, within a tenant only: another tenant's job
+        # must not learn (by its speed) that someone synthesized the same text
+        keyed = opts if tenant == "default" else {**opts, "__tenant__": tenant}
         new_chunks = [
-            NewChunk(i, chapter, piece, cache_key(piece, voice=voice, model=model, options=opts))
+            NewChunk(i, chapter, piece, cache_key(piece, voice=voice, model=model, options=keyed))
             for i, (chapter, piece) in enumerate(plan.chunks)
         ]
         job = NewJob(job_id, model, voice, response_format, opts, filename, plan.chapters, webhook_url, tenant)
