@@ -306,6 +306,7 @@ async def test_auth_matrix_and_clients(env: Env) -> None:
     await _openai_client(e)
     await _libretranslate_client(e)
     await _admin_keys_over_http(e)
+    await _admission_seam(e)
     if e.stack.fast is not None:
         await _checked_once(e)
     _no_secret_in_any_log(e)
@@ -389,6 +390,42 @@ async def _admin_keys_over_http(e: Env) -> None:
     assert any(a["event"] == "admin" and a["what"] == f"DELETE /admin/keys/{made['id']}" and a["outcome"] == 200
                for a in audit)
     assert any(a["event"] == "auth_failure" and a.get("reason") == "expired" for a in audit)
+
+
+async def _admission_seam(e: Env) -> None:
+    """One hook on the guard limits both servers: hot, relayed and streamed answers carry its
+    headers, and its refusal is a 429 with them."""
+    from voxmesh.auth.guard import Call
+    from voxmesh.auth.principal import Principal
+    from voxmesh.errors import QuotaExceeded
+
+    seen: list[str] = []
+
+    async def limiter(principal: Principal, call: Call) -> None:
+        seen.append(f"{principal.tenant} {call.method} {call.path}")
+        call.response_headers.append(("x-ratelimit-remaining-requests", "41"))
+        if principal.tenant == "noisy":
+            raise QuotaExceeded("tenant noisy is over its requests per minute", retry_after=3)
+
+    e.stack.auth.guard.hooks.append(limiter)
+    try:
+        speech = {"model": "tts-1", "input": "Hi.", "voice": "low", "response_format": "wav"}
+        for tenant, want in (("acme", 200), ("noisy", 429)):
+            for method, path, payload, scope in (("POST", "/v1/audio/speech", speech, "tts:speak"),
+                                                 ("GET", "/v1/jobs", None, "jobs:read")):
+                async with e.session.request(method, e.url + path, json=payload,
+                                             headers=_bearer(_token(scope, tenant))) as r:
+                    await r.read()
+                    assert r.status == want, (tenant, path)
+                    assert r.headers.get("x-ratelimit-remaining-requests") == "41", (tenant, path, dict(r.headers))
+                    if want == 429:
+                        assert r.headers["Retry-After"] == "3"
+        async with e.session.get(e.url + "/healthz") as r:
+            assert "x-ratelimit-remaining-requests" not in r.headers  # public routes are not admitted
+    finally:
+        e.stack.auth.guard.hooks.remove(limiter)
+    assert seen == ["acme POST /v1/audio/speech", "acme GET /v1/jobs", "noisy POST /v1/audio/speech",
+                    "noisy GET /v1/jobs"]
 
 
 async def _checked_once(e: Env) -> None:

@@ -1,6 +1,7 @@
 """The guard as aiohttp middleware: every route of the gateway's aiohttp app goes through it.
 
-Sets ``request["principal"]``; on admin routes records the answer's status in the audit log.
+Sets ``request["principal"]``; on admin routes records the answer's status in the audit log;
+adds the admission hooks' ``call.response_headers`` to the answer (``install_guard``).
 The LibreTranslate ``api_key`` is read from the query or the (JSON or url-encoded) body of
 translation routes only, and only when no ``Authorization`` header came.
 """
@@ -14,12 +15,15 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from aiohttp.web_exceptions import NotAppKeyWarning
 
+from voxmesh.api.errors import error_response
 from voxmesh.auth.guard import Call, Guard, api_key_from_body
 from voxmesh.auth.principal import Principal
 from voxmesh.auth.scopes import ADMIN, scope_for
 from voxmesh.errors import VoxmeshError
 
-__all__ = ["auth_middleware"]
+__all__ = ["auth_middleware", "install_guard"]
+
+_EXTRA = web.RequestKey("voxmesh_response_headers", list)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -58,10 +62,23 @@ def auth_middleware(guard: Guard) -> Middleware:
             if api_key is None and request.body_exists:
                 api_key = api_key_from_body(request.content_type, await request.read())
         call = Call(request.method, template, request.path, request.remote, authorization, api_key)
-        principal = await guard.check(call, scope)
+        # admission hooks' headers: added here to what the handler returns, or when a streamed
+        # answer is prepared in the handler (on_response_prepare sees this request)
+        request[_EXTRA] = call.response_headers
+        try:
+            principal = await guard.check(call, scope)
+        except VoxmeshError as exc:
+            if not call.response_headers:
+                raise
+            return _with(error_response(exc), call)
         _set_principal(request, principal)
         if scope != ADMIN:
-            return await handler(request)
+            try:
+                return _with(await handler(request), call)
+            except VoxmeshError as exc:
+                if not call.response_headers:
+                    raise
+                return _with(error_response(exc), call)
         try:
             resp = await handler(request)
         except VoxmeshError as exc:
@@ -71,6 +88,24 @@ def auth_middleware(guard: Guard) -> Middleware:
             guard.record_admin(principal, call, exc.status)
             raise
         guard.record_admin(principal, call, resp.status)
-        return resp
+        return _with(resp, call)
 
     return middleware
+
+
+def _with(resp: web.StreamResponse, call: Call) -> web.StreamResponse:
+    if not resp.prepared:
+        for name, value in call.response_headers:
+            resp.headers[name] = value
+    return resp
+
+
+async def _add_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    for name, value in request.get(_EXTRA, ()):
+        response.headers[name] = value
+
+
+def install_guard(app: web.Application, guard: Guard) -> None:
+    """The guard's middleware (after any already installed) and its response headers."""
+    app.middlewares.append(auth_middleware(guard))
+    app.on_response_prepare.append(_add_headers)

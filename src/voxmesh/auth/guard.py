@@ -10,7 +10,9 @@
 3. **authorize**: the principal holds the route's scope (``AUTHENTICATED`` routes need none).
 4. **admit**: every hook in :attr:`Guard.hooks` runs with the principal; a hook refuses by
    raising a ``VoxmeshError`` (``QuotaExceeded`` -> 429). This is the one place a per-tenant
-   check (rate limits, quotas, concurrency) plugs in for both servers.
+   check (rate limits, quotas, concurrency) plugs in for both servers. A hook may append
+   ``(name, value)`` pairs to ``call.response_headers`` (``x-ratelimit-remaining-requests``...):
+   both servers add them to the answer, success or error.
 
 Failures are 401 (:class:`Unauthenticated`, with ``WWW-Authenticate``) or 403
 (:class:`MissingScope`) and go to the audit log with a reason word, never the credential.
@@ -29,7 +31,7 @@ import ipaddress
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -61,6 +63,8 @@ class Call:
     remote: str | None
     authorization: str | None = None
     api_key: str | None = None
+    # filled by admission hooks; the server adds them to whatever it answers
+    response_headers: list[tuple[str, str]] = field(default_factory=list, compare=False)
 
 
 AdmissionHook = Callable[[Principal, Call], Awaitable[None]]

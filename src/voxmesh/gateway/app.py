@@ -37,7 +37,7 @@ from aiohttp import web
 
 from voxmesh.api.errors import error_middleware
 from voxmesh.api.schemas import SpeechRequest, parse_body
-from voxmesh.auth.aiohttp import auth_middleware
+from voxmesh.auth.aiohttp import install_guard
 from voxmesh.auth.guard import Guard
 from voxmesh.deployments import DeploymentsConfig
 from voxmesh.errors import Conflict, InvalidRequest, NotFound, UnknownModel
@@ -291,7 +291,8 @@ def caller_label(header: str | None, remote: str | None) -> str:
 
 
 def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], None]] | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware(gw.guard)], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    install_guard(app, gw.guard)
     app[GATEWAY_KEY] = gw
     r = app.router
     r.add_get("/healthz", gw.healthz)

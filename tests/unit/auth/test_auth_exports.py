@@ -15,7 +15,7 @@ EXPECTED = {
     "voxmesh.auth.keys": ["KEY_PREFIX", "ParsedKey", "hash_key", "matches", "new_key", "parse_key"],
     "voxmesh.auth.store": ["LIMIT_FIELDS", "ApiKey", "Tenant", "TenantStore", "check_scopes", "check_tenant"],
     "voxmesh.auth.audit": ["AuditLog"],
-    "voxmesh.auth.aiohttp": ["auth_middleware"],
+    "voxmesh.auth.aiohttp": ["auth_middleware", "install_guard"],
     "voxmesh.auth.routes": ["setup_admin_routes"],
     "voxmesh.auth.wiring": ["AuthWiring", "audit_path", "open_auth"],
     "voxmesh.auth.cli": ["add_parser"],

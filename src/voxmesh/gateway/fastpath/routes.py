@@ -40,13 +40,13 @@ from voxmesh.gateway.app import caller_label
 from voxmesh.gateway.fastpath.client import ConnectFailed, ConnectionBroken, ConnectionPool
 from voxmesh.gateway.fastpath.h1 import HOP_BY_HOP, header_lines
 from voxmesh.gateway.fastpath.server import Exchange, Request
-from voxmesh.gateway.fastpath.sink import error_parts
+from voxmesh.gateway.fastpath.sink import Sink, error_parts
 
 if TYPE_CHECKING:
     from voxmesh.gateway.app import Catalog
     from voxmesh.gateway.dataplane import DataPlane
 
-__all__ = ["HOT_BODY_LIMIT", "PEER_HEADER", "HotRoutes", "Relay"]
+__all__ = ["HOT_BODY_LIMIT", "PEER_HEADER", "HeaderSink", "HotRoutes", "Relay"]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,31 @@ class Relay:
         self.pool.close()
 
 
+class HeaderSink:
+    """An exchange that adds the admission hooks' headers to the answer's head."""
+
+    __slots__ = ("_ex", "_extra")
+
+    def __init__(self, ex: Exchange, extra: list[tuple[str, str]]) -> None:
+        self._ex = ex
+        self._extra = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in extra]
+
+    async def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        await self._ex.respond(status, [*headers, *self._extra], body)
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]], length: int | None) -> None:
+        await self._ex.start(status, [*headers, *self._extra], length)
+
+    async def write(self, data: bytes) -> None:
+        await self._ex.write(data)
+
+    async def end(self) -> None:
+        await self._ex.end()
+
+    def abort(self) -> None:
+        self._ex.abort()
+
+
 class HotRoutes:
     """Dispatch: a hot route is validated and forwarded, anything else is relayed."""
 
@@ -153,17 +178,25 @@ class HotRoutes:
         if route is None:
             await self.relay(req, ex)
             return
+        call = None
+        sink: Sink = ex
         try:
             if self.guard is not None:
-                await self._check(req)
-            await route(req, ex)
+                call, scope = self._call(req)
+                await self.guard.check(call, scope)
+                if call.response_headers:
+                    sink = HeaderSink(ex, call.response_headers)
+            await route(req, sink)
         except VoxmeshError as err:
+            if call is not None and call.response_headers and sink is ex:
+                sink = HeaderSink(ex, call.response_headers)  # a hook's headers on its own refusal too
             headers, body = error_parts(err)
-            await ex.respond(err.status, headers, body)
+            await sink.respond(err.status, headers, body)
 
-    async def _check(self, req: Request) -> None:
-        """The guard, as the aiohttp app's middleware runs it (a hot route's template is its path).
-        Relayed requests are not checked here: the app checks them, so each is checked once."""
+    def _call(self, req: Request) -> tuple[Call, str]:
+        """What the guard checks, as the aiohttp app's middleware builds it (a hot route's
+        template is its path). Relayed requests are not checked here: the app checks them,
+        so each request is checked once."""
         assert self.guard is not None
         path = req.path
         scope = scope_for(req.method, path)
@@ -173,9 +206,9 @@ class HotRoutes:
         if authorization is None and self.guard.wants_body_key(scope):
             query = req.url.partition(b"?")[2].decode("latin-1")
             api_key = (parse_qs(query).get("api_key") or [""])[0] or api_key_from_body(_content_type(req), req.body)
-        await self.guard.check(Call(req.method, path, path, req.peer, authorization, api_key), scope)
+        return Call(req.method, path, path, req.peer, authorization, api_key), scope
 
-    async def _forward(self, req: Request, ex: Exchange, routed: str, path: str) -> None:
+    async def _forward(self, req: Request, ex: Sink, routed: str, path: str) -> None:
         extra = b"".join(n + b": " + v + b"\r\n" for n, v in req.headers if n.lower() in _PASS)
         header = req.header(b"x-voxmesh-caller")
         caller = caller_label(None if header is None else header.decode("latin-1"), req.peer)
@@ -185,13 +218,13 @@ class HotRoutes:
             ex, req.method, model=routed, path=path, body=req.body, extra=extra, caller=caller,
         )  # fmt: skip
 
-    async def _speech(self, req: Request, ex: Exchange) -> None:
+    async def _speech(self, req: Request, ex: Sink) -> None:
         speech: SpeechRequest = parse_body(req.body, SpeechRequest)
         routed = self.catalog.resolve(speech.model)
         if self.catalog.kind_of(routed) != "tts":
             raise InvalidRequest(f"model {speech.model!r} is not a speech model", param="model")
         await self._forward(req, ex, routed, "/v1/audio/speech")
 
-    async def _translate(self, req: Request, ex: Exchange) -> None:
+    async def _translate(self, req: Request, ex: Sink) -> None:
         routed = self.catalog.mt_target(_content_type(req), req.body)
         await self._forward(req, ex, routed, req.url.decode("latin-1"))
