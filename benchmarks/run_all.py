@@ -32,6 +32,7 @@ BENCHES: dict[str, list[str]] = {
     "tail": [PY, "benchmarks/tail.py", "--seconds", "120", "--windows", "200"],
     "peers": [PY, "benchmarks/peers.py", "--wait-load", "0.5"],
     "dashboard": [PY, "benchmarks/dashboard_cost.py", "--seconds", "60", "--rounds", "2"],
+    "auth_guard": [PY, "benchmarks/auth_guard.py", "--n", "3000", "--out", "benchmarks/reports/auth_guard.md"],
 }
 
 

@@ -6,6 +6,7 @@
     voxmesh jobs submit|ls|status|cancel ...     long-text jobs against a running gateway
     voxmesh batch DIR                            submit a folder of texts, wait, summarize
     voxmesh deploy values|render --config FILE   Kubernetes chart values / manifests (voxmesh.deploy)
+    voxmesh keys create|ls|revoke, voxmesh tenants create|ls|set   API keys and tenants (metadata DB)
 
 A process that cannot start exits non-zero with a one-line reason.
 """
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optional(sub, "voxmesh.autoscale.sim_cli")
     _add_optional(sub, "voxmesh.jobs.cli")
     _add_optional(sub, "voxmesh.deploy.cli")
+    _add_optional(sub, "voxmesh.auth.cli")
     return parser
 
 

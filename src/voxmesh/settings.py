@@ -131,10 +131,24 @@ class JobsSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    enabled: bool = False
-    jwt_secret: str | None = None
-    jwt_algorithm: str = "HS256"
-    default_chars_per_day: int = Field(1_000_000, ge=0)
+    """Who may call the gateway (``voxmesh.auth``): ``VOXMESH_AUTH__*``."""
+
+    mode: Literal["none", "jwt", "api_keys", "jwt+api_keys"] = Field(
+        "none", description="none is allowed only while the gateway binds loopback (see allow_insecure_none)")
+    allow_insecure_none: bool = Field(False, description="serve mode none on a non-loopback address anyway")
+    jwks_path: Path | None = None  # a JWKS file (RS256/ES256 public keys)
+    jwks_url: str | None = None  # a JWKS URL: cached, refetched on an unknown kid
+    jwks_cache_s: float = Field(600.0, gt=0, description="refetch the JWKS URL after this long")
+    jwks_refresh_min_s: float = Field(10.0, ge=0, description="at most one refetch per this long (unknown kids)")
+    hs256_secret: str | None = Field(None, min_length=32, description="HS256 shared secret (development)")
+    issuer: str | None = None  # required iss when set
+    audience: str | None = None  # required aud when set
+    leeway_s: float = Field(30.0, ge=0, le=600)
+    tenant_claim: str = "tenant"
+    key_cache_s: float = Field(5.0, ge=0, description="a verified API key is re-read from the DB after this long")
+    token_cache_s: float = Field(60.0, ge=0, description="a verified JWT is trusted this long (at most until exp) "
+                                 "without checking its signature again; 0: verify every request")
+    audit_file: Path | None = None  # default <data_dir>/audit.log; the logger voxmesh.audit always gets it too
 
 
 class MtSettings(BaseModel):

@@ -72,6 +72,13 @@ def _remote(options: Mapping[str, Any]) -> Any:
     opts = dict(options)
     if "base_url" not in opts:
         raise ConfigError("engine remote needs options.base_url (an OpenAI-compatible chat server) or options.via")
+    key_file = opts.pop("internal_key_file", None)
+    if key_file is not None:  # options.via with auth on: the stack's internal key, read here, never on argv
+        from pathlib import Path
+
+        from voxmesh.auth.guard import load_internal_key
+
+        opts["api_key"] = load_internal_key(Path(key_file).parent)
     return RemoteChatEngine(opts.pop("base_url"), **opts)
 
 

@@ -8,6 +8,8 @@ Routes
     POST /v1/chat/completions  -> a chat deployment by model (e.g. an external vLLM/SGLang server)
     /v1/jobs...                long-text jobs (when a job service is attached)
     GET  /healthz /readyz /metrics /dashboard
+    Who may call what: voxmesh.auth (the guard's middleware here, the route table in
+    voxmesh.auth.scopes); admin routes need the admin scope.
     GET  /admin/topology       live golden metrics per route, deployment, endpoint and edge
     PUT  /admin/splits/{model} {"weights": {"deployment": weight, ...}}
     POST /admin/canaries       {"model", "primary", "canary", ...CanaryConfig fields}: start an
@@ -35,8 +37,10 @@ from aiohttp import web
 
 from voxmesh.api.errors import error_middleware
 from voxmesh.api.schemas import SpeechRequest, parse_body
+from voxmesh.auth.aiohttp import install_guard
+from voxmesh.auth.guard import Guard
 from voxmesh.deployments import DeploymentsConfig
-from voxmesh.errors import Conflict, Forbidden, InvalidRequest, NotFound, UnknownModel
+from voxmesh.errors import Conflict, InvalidRequest, NotFound, UnknownModel
 from voxmesh.gateway.canary import CanaryConfig, CanaryPhase, CanaryState
 from voxmesh.gateway.canary_loop import CanaryLoop
 from voxmesh.settings import Settings
@@ -113,8 +117,12 @@ class Gateway:
         extra_metrics: Callable[[], str] | None = None,
         is_ready: Callable[[], bool] | None = None,
         activate: Callable[[str], Awaitable[None]] | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.settings = settings
+        # who may call which route, for both servers (voxmesh.auth.guard); without a store,
+        # API keys are refused (tests and embedders that build a Gateway by hand)
+        self.guard = guard or Guard(settings)
         self.dataplane = dataplane
         self.catalog = catalog
         self.extra_metrics = extra_metrics
@@ -144,7 +152,7 @@ class Gateway:
         return web.json_response({"status": "ready" if ready else "starting"}, status=200 if ready else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        parts = [self.dataplane.metrics_text()]
+        parts = [self.dataplane.metrics_text(), self.guard.metrics_text()]
         if self.extra_metrics is not None:
             parts.append(self.extra_metrics())
         return web.Response(text="".join(parts), content_type="text/plain")
@@ -202,20 +210,10 @@ class Gateway:
         return resp
 
     # ---- admin -----------------------------------------------------------------------
-    def _check_admin(self, request: web.Request) -> None:
-        token = self.settings.gateway.admin_token
-        if token is None:
-            if request.remote not in ("127.0.0.1", "::1"):
-                raise Forbidden("admin endpoints answer only on loopback unless gateway.admin_token is set")
-            return
-        if request.headers.get("Authorization") != f"Bearer {token}":
-            raise Forbidden("admin endpoints need 'Authorization: Bearer <gateway.admin_token>'")
-
     async def topology(self, request: web.Request) -> web.Response:
         return web.json_response(self.dataplane.topology())
 
     async def put_split(self, request: web.Request) -> web.Response:
-        self._check_admin(request)
         model = request.match_info["model"]
         try:
             data = json.loads(await request.read())
@@ -232,7 +230,6 @@ class Gateway:
         return web.json_response({"model": model, "weights": weights})
 
     async def start_canary(self, request: web.Request) -> web.Response:
-        self._check_admin(request)
         try:
             data = json.loads(await request.read())
             model, primary, canary = str(data.pop("model")), str(data.pop("primary")), str(data.pop("canary"))
@@ -295,6 +292,7 @@ def caller_label(header: str | None, remote: str | None) -> str:
 
 def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], None]] | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    install_guard(app, gw.guard)
     app[GATEWAY_KEY] = gw
     r = app.router
     r.add_get("/healthz", gw.healthz)

@@ -87,6 +87,13 @@ async def _parse_create(request: web.Request, limit: int) -> dict[str, Any]:
     return body
 
 
+def _tenant(request: web.Request) -> str | None:
+    """The caller's tenant (``request["principal"]``, set by the gateway's guard); None where
+    no guard runs (an app built without one sees every job)."""
+    principal = request.get("principal")
+    return None if principal is None else str(principal.tenant)
+
+
 def setup_job_routes(app: web.Application, service: JobService) -> None:
     limit = service.settings.jobs.max_upload_bytes
 
@@ -100,12 +107,13 @@ def setup_job_routes(app: web.Application, service: JobService) -> None:
             voice=f["voice"], model=f["model"], text=f.get("text"), filename=f.get("filename"),
             data=f.get("data"), response_format=f.get("response_format") or "wav",
             options=f.get("options"), webhook_url=f.get("webhook_url") or None,
+            **({} if (tenant := _tenant(request)) is None else {"tenant": tenant}),
         )
         return web.json_response(status.to_dict(), status=201, headers={"Location": f"/v1/jobs/{status.id}"})
 
     @_errors
     async def get(request: web.Request) -> web.StreamResponse:
-        return web.json_response((await service.get(request.match_info["id"])).to_dict())
+        return web.json_response((await service.get(request.match_info["id"], _tenant(request))).to_dict())
 
     @_errors
     async def list_(request: web.Request) -> web.StreamResponse:
@@ -113,29 +121,29 @@ def setup_job_routes(app: web.Application, service: JobService) -> None:
             limit_ = int(request.query.get("limit", "20"))
         except ValueError:
             raise InvalidRequest("'limit' must be an integer", param="limit") from None
-        jobs, cursor = await service.list(limit=limit_, cursor=request.query.get("cursor"))
+        jobs, cursor = await service.list(limit=limit_, cursor=request.query.get("cursor"), tenant=_tenant(request))
         return web.json_response({"object": "list", "data": [j.to_dict() for j in jobs], "next_cursor": cursor})
 
     @_errors
     async def cancel(request: web.Request) -> web.StreamResponse:
-        return web.json_response((await service.cancel(request.match_info["id"])).to_dict())
+        return web.json_response((await service.cancel(request.match_info["id"], _tenant(request))).to_dict())
 
     @_errors
     async def result(request: web.Request) -> web.StreamResponse:
         job_id = request.match_info["id"]
         if request.query.get("stream") in ("1", "true"):
-            data, ctype = await service.result(job_id)
+            data, ctype = await service.result(job_id, _tenant(request))
             resp = web.StreamResponse(headers={"Content-Type": ctype, "Content-Length": str(len(data))})
             await resp.prepare(request)
             for i in range(0, len(data), 256 * 1024):
                 await resp.write(data[i : i + 256 * 1024])
             await resp.write_eof()
             return resp
-        raise web.HTTPFound(await service.result_url(job_id))
+        raise web.HTTPFound(await service.result_url(job_id, _tenant(request)))
 
     @_errors
     async def chapters(request: web.Request) -> web.StreamResponse:
-        return web.json_response(await service.chapters(request.match_info["id"]))
+        return web.json_response(await service.chapters(request.match_info["id"], _tenant(request)))
 
     @_errors
     async def objects(request: web.Request) -> web.StreamResponse:

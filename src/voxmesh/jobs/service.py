@@ -118,8 +118,12 @@ class JobService:
         response_format: str = "wav",
         options: dict[str, Any] | None = None,
         webhook_url: str | None = None,
+        tenant: str = "default",
     ) -> JobStatus:
-        """Create a job from ``text`` or an uploaded file (``filename`` + ``data``)."""
+        """Create a job from ``text`` or an uploaded file (``filename`` + ``data``), owned by ``tenant``.
+
+        Every read below takes ``tenant`` too: None (the CLI, the runners) sees every job; a
+        tenant sees only its own, another's answers 404 like a missing one."""
         cfg = self.settings.jobs
         opts = self._validate(voice, model, response_format, options, webhook_url)
         if (text is None) == (data is None):
@@ -134,11 +138,14 @@ class JobService:
             chapters = [Chapter("", text)]
         plan = plan_chunks(chapters, max_chars=cfg.chunk_chars, max_chunks=cfg.max_chunks)
         job_id = uuid.uuid4().hex
+        # finished chunks are reused by content, within a tenant only: another tenant's job
+        # must not learn (by its speed) that someone synthesized the same text
+        keyed = opts if tenant == "default" else {**opts, "__tenant__": tenant}
         new_chunks = [
-            NewChunk(i, chapter, piece, cache_key(piece, voice=voice, model=model, options=opts))
+            NewChunk(i, chapter, piece, cache_key(piece, voice=voice, model=model, options=keyed))
             for i, (chapter, piece) in enumerate(plan.chunks)
         ]
-        job = NewJob(job_id, model, voice, response_format, opts, filename, plan.chapters, webhook_url)
+        job = NewJob(job_id, model, voice, response_format, opts, filename, plan.chapters, webhook_url, tenant)
         await self.db.create_job(job, new_chunks, self.clock())
         try:
             await self.queue.publish([c.id for c in await self.db.job_chunks(job_id)])
@@ -165,10 +172,12 @@ class JobService:
             duration_s=job.duration_s, chapters=len(job.chapters), error=job.error,
         )
 
-    async def get(self, job_id: str) -> JobStatus:
-        return await self._status(await self.db.get_job(job_id))
+    async def get(self, job_id: str, tenant: str | None = None) -> JobStatus:
+        return await self._status(await self.db.get_job(job_id, tenant))
 
-    async def list(self, *, limit: int = 20, cursor: str | None = None) -> tuple[list[JobStatus], str | None]:
+    async def list(
+        self, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> tuple[list[JobStatus], str | None]:
         if not 1 <= limit <= 100:
             raise InvalidRequest("'limit' must be between 1 and 100", param="limit")
         seq = None
@@ -177,32 +186,33 @@ class JobService:
                 seq = int(cursor)
             except ValueError:
                 raise InvalidRequest("'cursor' is not one this API returned", param="cursor") from None
-        rows, next_seq = await self.db.list_jobs(limit, seq)
+        rows, next_seq = await self.db.list_jobs(limit, seq, tenant)
         return [await self._status(r) for r in rows], (str(next_seq) if next_seq is not None else None)
 
-    async def cancel(self, job_id: str) -> JobStatus:
+    async def cancel(self, job_id: str, tenant: str | None = None) -> JobStatus:
+        await self.db.get_job(job_id, tenant)  # another tenant's job: 404 before anything changes
         await self.db.transition_job(job_id, JobEvent.CANCEL, self.clock())
-        return await self.get(job_id)
+        return await self.get(job_id, tenant)
 
-    async def _finished(self, job_id: str) -> JobRow:
-        job = await self.db.get_job(job_id)
+    async def _finished(self, job_id: str, tenant: str | None) -> JobRow:
+        job = await self.db.get_job(job_id, tenant)
         if job.state is not JobState.SUCCEEDED or job.result_key is None:
             raise Conflict(f"job {job_id} is {job.state.value}: the result exists once it has succeeded")
         return job
 
-    async def result_url(self, job_id: str) -> str:
-        job = await self._finished(job_id)
+    async def result_url(self, job_id: str, tenant: str | None = None) -> str:
+        job = await self._finished(job_id, tenant)
         assert job.result_key is not None
         return await self.store.presign_get(job.result_key, self.settings.storage.presign_ttl_s)
 
-    async def result(self, job_id: str) -> tuple[bytes, str]:
+    async def result(self, job_id: str, tenant: str | None = None) -> tuple[bytes, str]:
         """The result's bytes and content type (for ``?stream=1`` and the CLI)."""
-        job = await self._finished(job_id)
+        job = await self._finished(job_id, tenant)
         assert job.result_key is not None
         return await self.store.get(job.result_key), CONTENT_TYPES.get(job.response_format, "application/octet-stream")
 
-    async def chapters(self, job_id: str) -> dict[str, Any]:
-        job = await self._finished(job_id)
+    async def chapters(self, job_id: str, tenant: str | None = None) -> dict[str, Any]:
+        job = await self._finished(job_id, tenant)
         if job.chapters_key is None:
             raise NotFound(f"job {job_id} has no chapter marks")
         data: dict[str, Any] = json.loads(await self.store.get(job.chapters_key))

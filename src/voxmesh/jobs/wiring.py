@@ -19,7 +19,7 @@ from voxmesh.storage.db import JobDB
 from voxmesh.storage.factory import build_store
 from voxmesh.storage.objects import ObjectStore
 
-__all__ = ["JobsStack", "build_synthesizer", "make_runner", "open_jobs"]
+__all__ = ["JobsStack", "build_synthesizer", "internal_auth", "make_runner", "open_jobs"]
 
 
 @dataclass
@@ -59,7 +59,16 @@ def build_synthesizer(settings: Settings) -> Synthesizer:
     cfg = settings.jobs
     if cfg.engine == "fake":
         return FakeSynthesizer(sample_rate=cfg.sample_rate, delay_s=cfg.fake_delay_s)
-    return HttpSynthesizer(cfg.engine_url, sample_rate=cfg.sample_rate)
+    return HttpSynthesizer(cfg.engine_url, sample_rate=cfg.sample_rate, headers=internal_auth(settings))
+
+
+def internal_auth(settings: Settings) -> dict[str, str]:
+    """Runners call the gateway with the stack's internal key (same data dir) when auth is on."""
+    if settings.auth.mode == "none":
+        return {}
+    from voxmesh.auth.guard import load_internal_key
+
+    return {"Authorization": f"Bearer {load_internal_key(settings.data_dir)}"}
 
 
 def make_runner(stack: JobsStack, synth: Synthesizer, *, owner: str | None = None) -> Runner:

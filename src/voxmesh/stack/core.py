@@ -55,6 +55,7 @@ class Stack:
         self._voices_task = False  # linkerd: voices re-read from the Services in the background
         self.gateway: Gateway | None = None
         self.fast: Any = None  # the fast-path server, when gateway.server == "fast"
+        self.auth: Any = None  # voxmesh.auth.wiring.AuthWiring
         self.port: int = settings.server.port
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = False  # set once every deployment serves and the catalog is filled
@@ -73,6 +74,9 @@ class Stack:
         self.policy = policy = DataPlanePolicy.from_settings(s.gateway)
         check_deployments(policy, self.config.deployments)  # gateway.mesh=linkerd: Services only
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        from voxmesh.auth.wiring import open_auth
+
+        self.auth = await open_auth(s)  # first: mode none on a public address refuses to start
         managed = [d for d in self.config.deployments if d.engine is not None]
         mesh = MeshWiring(s) if s.mesh.enabled and policy.builtin_mtls else None
         if mesh is not None:
@@ -95,8 +99,8 @@ class Stack:
         self.activator = Activator(self.supervisor)
         self.gateway = gateway = Gateway(s, self.dataplane, self.catalog, extra_metrics=self._extra_metrics,
                           is_ready=lambda: self.ready and self.supervisor.is_ready(),
-                                         activate=self.activator.ensure)
-        setup = []
+                                         activate=self.activator.ensure, guard=self.auth.guard)
+        setup = [self.auth.setup_routes]
         from voxmesh.stack.jobs import JobsWiring
 
         self.jobs = JobsWiring(s, self)
@@ -166,6 +170,8 @@ class Stack:
                     raise ConfigError(f"deployment {dep.name!r}: options.via must name an external deployment")
                 opts = {k: v for k, v in dep.options.items() if k != "via"}
                 dep.options = {**opts, "base_url": self.url, "model": via}
+                if self.settings.auth.mode != "none":  # the worker calls the gateway with the internal key
+                    dep.options["internal_key_file"] = str((self.settings.data_dir / "internal.key").resolve())
 
     def _add_external(self) -> None:
         from voxmesh.gateway.balancer.pool import Endpoint, Reset
@@ -210,6 +216,8 @@ class Stack:
             await self.dataplane.close()
         if self.mesh is not None:
             await self.mesh.stop()
+        if self.auth is not None:
+            await self.auth.close()
 
 
 def run_stack(settings: Settings, config_path: Path | None) -> int:

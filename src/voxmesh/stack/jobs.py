@@ -58,12 +58,12 @@ class JobsWiring:
 
     async def start_runners(self) -> None:
         from voxmesh.jobs.synth import HttpSynthesizer
-        from voxmesh.jobs.wiring import build_synthesizer, make_runner
+        from voxmesh.jobs.wiring import build_synthesizer, internal_auth, make_runner
 
         cfg = self.settings.jobs
         if cfg.engine == "http":
             synth: Any = HttpSynthesizer(self.stack.url, sample_rate=cfg.sample_rate,
-                                         headers={"X-Voxmesh-Caller": "jobs-runner"})
+                                         headers={"X-Voxmesh-Caller": "jobs-runner", **internal_auth(self.settings)})
         else:
             synth = build_synthesizer(self.settings)
         self._synth = synth
@@ -100,7 +100,8 @@ class JobsWiring:
         for task in self._runners:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._synth is not None and hasattr(self._synth, "close"):
-            await self._synth.close()  # its HTTP session (opened by the first chunk)
+        close = getattr(self._synth, "close", None)
+        if close is not None:  # the runners' HTTP session to the gateway
+            await close()
         if self.jobs is not None:
             await self.jobs.close()

@@ -54,6 +54,7 @@ class NewJob:
     source_name: str | None
     chapters: list[dict[str, Any]]
     webhook_url: str | None
+    tenant: str = "default"
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class JobDB:
                     chapters=json.dumps(job.chapters),
                     webhook_url=job.webhook_url,
                     webhook_sent=False,
+                    tenant=job.tenant,
                 )
             )
             await conn.execute(
@@ -155,13 +157,22 @@ class JobDB:
             raise NotFound(f"no job {job_id!r}: see GET /v1/jobs", param="id")
         return JobRow.from_row(row)
 
-    async def get_job(self, job_id: str) -> JobRow:
+    async def get_job(self, job_id: str, tenant: str | None = None) -> JobRow:
+        """The job; with ``tenant``, another tenant's job is NotFound exactly like a missing one."""
         async with self.engine.connect() as conn:
-            return await self._job(conn, job_id)
+            job = await self._job(conn, job_id)
+        if tenant is not None and job.tenant != tenant:
+            raise NotFound(f"no job {job_id!r}: see GET /v1/jobs", param="id")  # the same words
+        return job
 
-    async def list_jobs(self, limit: int, cursor: int | None = None) -> tuple[list[JobRow], int | None]:
-        """Newest first; ``cursor`` is the ``seq`` to continue below (opaque to clients)."""
+    async def list_jobs(
+        self, limit: int, cursor: int | None = None, tenant: str | None = None
+    ) -> tuple[list[JobRow], int | None]:
+        """Newest first; ``cursor`` is the ``seq`` to continue below (opaque to clients);
+        ``tenant`` lists only that tenant's jobs."""
         q = select(jobs).order_by(jobs.c.seq.desc()).limit(limit + 1)
+        if tenant is not None:
+            q = q.where(jobs.c.tenant == tenant)
         if cursor is not None:
             q = q.where(jobs.c.seq < cursor)
         async with self.engine.connect() as conn:

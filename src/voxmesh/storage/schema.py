@@ -28,7 +28,7 @@ from sqlalchemy import (
 
 from voxmesh.jobs.lifecycle import ChunkState, JobState
 
-__all__ = ["ChunkRow", "JobRow", "chunks", "jobs", "metadata"]
+__all__ = ["ChunkRow", "JobRow", "api_keys", "chunks", "jobs", "metadata", "tenants"]
 
 metadata = MetaData()
 _BigInt = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
@@ -56,7 +56,9 @@ jobs = Table(
     Column("error", Text),
     Column("webhook_url", Text),
     Column("webhook_sent", Boolean, nullable=False, default=False),
+    Column("tenant", String(64), nullable=False, server_default="default"),  # 0002
     Index("ix_jobs_state", "state"),
+    Index("ix_jobs_tenant_seq", "tenant", "seq"),
 )
 
 chunks = Table(
@@ -83,6 +85,34 @@ chunks = Table(
     Index("ix_chunks_state_next", "state", "next_attempt_at"),
 )
 
+# 0002: tenants and their API keys (voxmesh.auth.store). A NULL limit means "the default".
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("requests_per_minute", Integer),
+    Column("chars_per_day", BigInteger),
+    Column("audio_seconds_per_month", BigInteger),
+    Column("concurrent_jobs", Integer),
+    Column("max_job_chars", BigInteger),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant", String(64), ForeignKey("tenants.name", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("scopes", Text, nullable=False),  # space-separated
+    Column("secret_hash", String(64), nullable=False),  # sha256 hex of the whole key
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+    Index("ix_api_keys_tenant", "tenant"),
+)
+
 
 @dataclass(frozen=True)
 class JobRow:
@@ -106,6 +136,7 @@ class JobRow:
     error: str | None
     webhook_url: str | None
     webhook_sent: bool
+    tenant: str
 
     @classmethod
     def from_row(cls, row: Any) -> JobRow:

@@ -38,7 +38,7 @@ EXPECTED = {
     ],
     "voxmesh.gateway.fastpath.sink": ["AiohttpSink", "Sink", "error_parts"],
     "voxmesh.gateway.fastpath.server": ["Exchange", "Handler", "LimitFor", "Request", "ServerConnection"],
-    "voxmesh.gateway.fastpath.routes": ["HOT_BODY_LIMIT", "PEER_HEADER", "HotRoutes", "Relay"],
+    "voxmesh.gateway.fastpath.routes": ["HOT_BODY_LIMIT", "PEER_HEADER", "HeaderSink", "HotRoutes", "Relay"],
     "voxmesh.gateway.fastpath.gateway": ["FastGatewayServer", "peer_middleware", "start_fast_gateway"],
     "voxmesh.observability.metrics": [
         "LATENCY_BUCKETS",

@@ -104,7 +104,8 @@ async def start_fast_gateway(
         await web.UnixSite(runner, str(sock_path)).start()
         relay = Relay(f"unix:{sock_path}")
         relay_limit = max(HOT_BODY_LIMIT, gateway.settings.jobs.max_upload_bytes + 1024 * 1024)
-        routes = HotRoutes(gateway.catalog, dataplane, relay, relay_limit, activate=gateway.activate)
+        routes = HotRoutes(gateway.catalog, dataplane, relay, relay_limit, activate=gateway.activate,
+                           guard=gateway.guard)
         live: set[ServerConnection] = set()
         date = DateHeader()
         loop = asyncio.get_running_loop()

@@ -12,7 +12,9 @@ POST     /translate, /detect,    model from a JSON body's ``model`` (must be mt/
 GET      /languages              the first ``mt`` deployment
 =======  ======================  ==================================================
 
-Errors are the ``voxmesh.errors`` JSON bodies with their statuses and headers (413 for a
+Every hot route passes the gateway's guard first (``voxmesh.auth.guard``, the same rules as the
+app's middleware); relayed requests are checked by the app, never twice and never by trusting a
+header. Errors are the ``voxmesh.errors`` JSON bodies with their statuses and headers (413 for a
 body over 2 MiB, as aiohttp's ``client_max_size`` answers). Every other method and path
 goes, unchanged, to the aiohttp app through :class:`Relay`: jobs, admin, models, voices,
 metrics, health, and the 404/405 answers.
@@ -28,22 +30,25 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
 from voxmesh.api.schemas import SpeechRequest, parse_body
+from voxmesh.auth.guard import Call, Guard, api_key_from_body
+from voxmesh.auth.scopes import scope_for
 from voxmesh.errors import InvalidRequest, UpstreamError, VoxmeshError
 from voxmesh.gateway.app import caller_label
 from voxmesh.gateway.fastpath.client import ConnectFailed, ConnectionBroken, ConnectionPool
 from voxmesh.gateway.fastpath.h1 import HOP_BY_HOP, header_lines
 from voxmesh.gateway.fastpath.request_id import IdSink
 from voxmesh.gateway.fastpath.server import Exchange, Request
-from voxmesh.gateway.fastpath.sink import error_parts
+from voxmesh.gateway.fastpath.sink import Sink, error_parts
 from voxmesh.observability.requestid import REQUEST_ID, pick_request_id
 
 if TYPE_CHECKING:
     from voxmesh.gateway.app import Catalog
     from voxmesh.gateway.dataplane import DataPlane
 
-__all__ = ["HOT_BODY_LIMIT", "PEER_HEADER", "HotRoutes", "Relay"]
+__all__ = ["HOT_BODY_LIMIT", "PEER_HEADER", "HeaderSink", "HotRoutes", "Relay"]
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +123,38 @@ class Relay:
         self.pool.close()
 
 
+class HeaderSink:
+    """An exchange that adds the admission hooks' headers to the answer's head."""
+
+    __slots__ = ("_ex", "_extra")
+
+    def __init__(self, ex: Sink, extra: list[tuple[str, str]]) -> None:
+        self._ex = ex
+        self._extra = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in extra]
+
+    async def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        await self._ex.respond(status, [*headers, *self._extra], body)
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]], length: int | None) -> None:
+        await self._ex.start(status, [*headers, *self._extra], length)
+
+    async def write(self, data: bytes) -> None:
+        await self._ex.write(data)
+
+    async def end(self) -> None:
+        await self._ex.end()
+
+    def abort(self) -> None:
+        self._ex.abort()
+
+
 class HotRoutes:
     """Dispatch: a hot route is validated and forwarded, anything else is relayed."""
 
     def __init__(self, catalog: Catalog, dataplane: DataPlane, relay: Relay, relay_body_limit: int,
-                 activate: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 activate: Callable[[str], Awaitable[None]] | None = None, guard: Guard | None = None) -> None:
         self.catalog = catalog
+        self.guard = guard
         self.activate = activate
         self.dataplane = dataplane
         self.relay = relay
@@ -153,14 +184,38 @@ class HotRoutes:
         rid = pick_request_id(None if rid_header is None else rid_header.decode("latin-1"),
                               None if trace is None else trace.decode("latin-1"))
         REQUEST_ID.set(rid)  # this exchange's own task: its log lines carry the id
-        sink = IdSink(ex, rid)
+        with_id: Sink = IdSink(ex, rid)
+        call = None
+        sink = with_id
         try:
-            await route(req, sink)  # type: ignore[arg-type]
+            if self.guard is not None:
+                call, scope = self._call(req)
+                await self.guard.check(call, scope)
+                if call.response_headers:
+                    sink = HeaderSink(with_id, call.response_headers)
+            await route(req, sink)
         except VoxmeshError as err:
+            if call is not None and call.response_headers and sink is with_id:
+                sink = HeaderSink(with_id, call.response_headers)  # a hook's headers on its own refusal too
             headers, body = error_parts(err)
             await sink.respond(err.status, headers, body)
 
-    async def _forward(self, req: Request, ex: Exchange, routed: str, path: str) -> None:
+    def _call(self, req: Request) -> tuple[Call, str]:
+        """What the guard checks, as the aiohttp app's middleware builds it (a hot route's
+        template is its path). Relayed requests are not checked here: the app checks them,
+        so each request is checked once."""
+        assert self.guard is not None
+        path = req.path
+        scope = scope_for(req.method, path)
+        raw = req.header(b"authorization")
+        authorization = None if raw is None else raw.decode("latin-1")
+        api_key = None
+        if authorization is None and self.guard.wants_body_key(scope):
+            query = req.url.partition(b"?")[2].decode("latin-1")
+            api_key = (parse_qs(query).get("api_key") or [""])[0] or api_key_from_body(_content_type(req), req.body)
+        return Call(req.method, path, path, req.peer, authorization, api_key), scope
+
+    async def _forward(self, req: Request, ex: Sink, routed: str, path: str) -> None:
         extra = b"".join(n + b": " + v + b"\r\n" for n, v in req.headers if n.lower() in _PASS)
         extra += b"X-Request-Id: " + (REQUEST_ID.get() or "-").encode("latin-1") + b"\r\n"
         header = req.header(b"x-voxmesh-caller")
@@ -171,13 +226,13 @@ class HotRoutes:
             ex, req.method, model=routed, path=path, body=req.body, extra=extra, caller=caller,
         )  # fmt: skip
 
-    async def _speech(self, req: Request, ex: Exchange) -> None:
+    async def _speech(self, req: Request, ex: Sink) -> None:
         speech: SpeechRequest = parse_body(req.body, SpeechRequest)
         routed = self.catalog.resolve(speech.model)
         if self.catalog.kind_of(routed) != "tts":
             raise InvalidRequest(f"model {speech.model!r} is not a speech model", param="model")
         await self._forward(req, ex, routed, "/v1/audio/speech")
 
-    async def _translate(self, req: Request, ex: Exchange) -> None:
+    async def _translate(self, req: Request, ex: Sink) -> None:
         routed = self.catalog.mt_target(_content_type(req), req.body)
         await self._forward(req, ex, routed, req.url.decode("latin-1"))
