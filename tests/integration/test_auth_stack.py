@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 from tests.authkit import AUDIENCE, ISSUER, Signer
 
-from voxmesh.auth.scopes import ALL_SCOPES, AUTHENTICATED, PUBLIC, ROUTES, SIGNED
+from voxmesh.auth.scopes import ALL_SCOPES, AUTHENTICATED, PUBLIC, SIGNED, scope_for
 from voxmesh.deployments import DeploymentsConfig
 from voxmesh.settings import load_settings
 from voxmesh.stack import Stack
@@ -159,7 +159,7 @@ class Row:
 
     @property
     def scope(self) -> str:
-        return ROUTES[(self.method, self.route)]
+        return scope_for(self.method, self.route)
 
 
 _n = itertools.count()
@@ -190,6 +190,9 @@ ROWS = [
     Row("GET", "/v1/jobs/{id}/result", 302, lambda e: f"/v1/jobs/{e.job}/result", owned=True),
     Row("GET", "/v1/jobs/{id}/chapters", 200, lambda e: f"/v1/jobs/{e.job}/chapters", owned=True),
     Row("GET", "/admin/topology", 200),
+    Row("GET", "/admin/autoscaler", 200), Row("GET", "/admin/stages", 200),
+    Row("GET", "/dashboard", 200), Row("GET", "/dashboard/", 200),
+    Row("GET", "/dashboard/{name}", 200, "/dashboard/app.js"),
     Row("PUT", "/admin/splits/{model}", 200, "/admin/splits/voice", {"weights": {"tone-a": 100, "tone-b": 0}}),
     Row("POST", "/admin/canaries", 202, body=lambda: {"model": f"canary-{next(_n)}", "primary": "tone-a",
                                                         "canary": "tone-b", "interval_s": 60}),
