@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +114,7 @@ class Gateway:
         extra_metrics: Callable[[], str] | None = None,
         is_ready: Callable[[], bool] | None = None,
         activate: Callable[[str], Awaitable[None]] | None = None,
+        admission: Any = None,
     ) -> None:
         self.settings = settings
         self.dataplane = dataplane
@@ -120,6 +122,10 @@ class Gateway:
         self.extra_metrics = extra_metrics
         self.is_ready = is_ready or (lambda: True)
         self.activate = activate  # scale-from-zero hook: waits for a first replica
+        from voxmesh.tenancy import build_admission
+
+        # rate limits, quotas and usage per tenant (voxmesh.tenancy): admission.admit(tenant, route, cost)
+        self.admission = admission if admission is not None else build_admission(settings.limits)
         self.started = time.time()
         self.canaries: dict[str, CanaryState] = {}
         self._canary_tasks: dict[str, asyncio.Task[None]] = {}
@@ -147,6 +153,7 @@ class Gateway:
         parts = [self.dataplane.metrics_text()]
         if self.extra_metrics is not None:
             parts.append(self.extra_metrics())
+        parts.append(self.admission.meter.metrics_text())
         return web.Response(text="".join(parts), content_type="text/plain")
 
     # ---- catalog ---------------------------------------------------------------------
@@ -208,7 +215,8 @@ class Gateway:
             if request.remote not in ("127.0.0.1", "::1"):
                 raise Forbidden("admin endpoints answer only on loopback unless gateway.admin_token is set")
             return
-        if request.headers.get("Authorization") != f"Bearer {token}":
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
             raise Forbidden("admin endpoints need 'Authorization: Bearer <gateway.admin_token>'")
 
     async def topology(self, request: web.Request) -> web.Response:
@@ -278,6 +286,7 @@ class Gateway:
     async def close(self) -> None:
         for task in self._canary_tasks.values():
             task.cancel()
+        await self.admission.close()
 
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
@@ -293,8 +302,18 @@ def caller_label(header: str | None, remote: str | None) -> str:
     return "client"
 
 
-def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], None]] | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+def build_gateway_app(
+    gw: Gateway,
+    *,
+    setup: list[Callable[[web.Application], None]] | None = None,
+    scopes: Mapping[tuple[str, str], str] | None = None,
+) -> web.Application:
+    from voxmesh.api.openapi import setup_openapi_routes
+    from voxmesh.gateway.cors import CorsPolicy, cors_middleware
+    from voxmesh.tenancy.http import usage_handler
+
+    cors = CorsPolicy(gw.settings.hardening.cors_origins)
+    app = web.Application(middlewares=[cors_middleware(cors), error_middleware], client_max_size=MAX_BODY)
     app[GATEWAY_KEY] = gw
     r = app.router
     r.add_get("/healthz", gw.healthz)
@@ -310,6 +329,8 @@ def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], No
     r.add_put("/admin/splits/{model}", gw.put_split)
     r.add_post("/admin/canaries", gw.start_canary)
     r.add_get("/admin/canaries/{model}", gw.get_canary)
+    r.add_get("/v1/usage", usage_handler(gw.admission.meter))
+    setup_openapi_routes(app, scopes)
     for hook in setup or []:
         hook(app)
     return app
