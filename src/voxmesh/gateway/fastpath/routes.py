@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from voxmesh.api.schemas import SpeechRequest, parse_body
 from voxmesh.errors import InvalidRequest, UpstreamError, VoxmeshError
 from voxmesh.gateway.app import caller_label
+from voxmesh.gateway.cors import CorsPolicy
 from voxmesh.gateway.fastpath.client import ConnectFailed, ConnectionBroken, ConnectionPool
 from voxmesh.gateway.fastpath.h1 import HOP_BY_HOP, header_lines
 from voxmesh.gateway.fastpath.server import Exchange, Request
@@ -120,7 +121,8 @@ class HotRoutes:
     """Dispatch: a hot route is validated and forwarded, anything else is relayed."""
 
     def __init__(self, catalog: Catalog, dataplane: DataPlane, relay: Relay, relay_body_limit: int,
-                 activate: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 activate: Callable[[str], Awaitable[None]] | None = None, cors: CorsPolicy | None = None) -> None:
+        self.cors = cors if cors is not None and cors.enabled else None
         self.catalog = catalog
         self.activate = activate
         self.dataplane = dataplane
@@ -147,6 +149,11 @@ class HotRoutes:
         if route is None:
             await self.relay(req, ex)
             return
+        if self.cors is not None:
+            origin = req.header(b"origin")
+            if origin is not None:
+                ex.extra = [(n.encode(), v.encode("latin-1"))
+                            for n, v in self.cors.headers_for(origin.decode("latin-1"))]  # fmt: skip
         try:
             await route(req, ex)
         except VoxmeshError as err:
