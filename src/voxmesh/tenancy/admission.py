@@ -26,7 +26,9 @@ __all__ = ["Admission", "build_admission"]
 
 
 class Admission:
-    def __init__(self, limiter: Limiter, limits: Callable[[str], TenantLimits], meter: UsageMeter | None = None) -> None:
+    def __init__(self, limiter: Limiter, limits: Callable[[str], TenantLimits], meter: UsageMeter | None = None,
+                 *, burst_s: float = 60.0) -> None:
+        self.burst_s = burst_s
         self.limiter = limiter
         self.limits = limits
         self.meter = meter if meter is not None else UsageMeter()
@@ -34,7 +36,7 @@ class Admission:
     async def admit(self, tenant: str, route: str, cost: int = 0, *, active_jobs: int | None = None) -> Decision:
         """Charge one request to ``tenant`` on ``route`` (``"METHOD /path"``) costing ``cost``
         characters; ``active_jobs`` (jobs not yet finished) for job creation."""
-        charge = charges(self.limits(tenant), route_kind(route), cost, active_jobs)
+        charge = charges(self.limits(tenant), route_kind(route), cost, active_jobs, burst_s=self.burst_s)
         if charge.too_large is not None:
             return Decision(False, 0.0, (), PayloadTooLarge(charge.too_large, param="text"))
         if charge.too_many_jobs:
@@ -68,5 +70,6 @@ def build_admission(
 
         limiter = RedisLimiter.from_url(settings.redis_url, settings.key_prefix)
         store = RedisUsageStore(limiter.client, settings.key_prefix)
-        return Admission(limiter, limits, UsageMeter(store, settings.usage_max_tenants))
-    return Admission(MemoryLimiter(), limits, UsageMeter(MemoryUsageStore(), settings.usage_max_tenants))
+        return Admission(limiter, limits, UsageMeter(store, settings.usage_max_tenants), burst_s=settings.burst_s)
+    return Admission(MemoryLimiter(), limits, UsageMeter(MemoryUsageStore(), settings.usage_max_tenants),
+                     burst_s=settings.burst_s)

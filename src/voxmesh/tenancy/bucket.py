@@ -1,15 +1,17 @@
 """Token buckets, sans-IO: pure functions of (specs, states, costs, now).
 
-Algorithm: a bucket holds at most ``capacity`` tokens and refills continuously at
-``capacity / period_s`` tokens per second (a "per minute" limit of 60 refills one a second,
-so no window edge lets a client send 2x the limit). One request may charge several buckets
+Algorithm: a bucket refills continuously at ``limit / period_s`` tokens per second (a "per
+minute" limit of 60 refills one a second, so no window edge lets a client send 2x the limit)
+and holds at most ``capacity`` tokens: the burst, by default the whole limit. The requests
+bucket gets a smaller burst (``limits.burst_s`` seconds' worth), so a flood is smoothed to
+the rate within seconds. One request may charge several buckets
 at once (1 request, N characters); it is admitted only if *every* bucket holds its cost,
 and then all are charged, or none is (all-or-nothing, so a refused request costs nothing).
 A bucket in debt (see :func:`debit`: audio seconds are only known after synthesis) refuses
 until it has refilled above zero, even a request that costs it nothing.
 
-Guarantee (tested as a property): over any interval of length ``t`` starting from a full
-bucket, admitted costs sum to at most ``capacity + rate * t``.
+Guarantee (tested as a property): over any interval of length ``t``, admitted costs sum to
+at most ``capacity + rate * t`` (capacity: the burst, by default the whole limit).
 
 Limits: a cost larger than the capacity can never be admitted (``retry_after`` is infinite;
 the HTTP layer says so). Clocks going backwards are treated as no time passing.
@@ -39,19 +41,26 @@ __all__ = [
 
 @dataclass(frozen=True)
 class BucketSpec:
-    """``name`` is the kind of limit: ``requests``, ``tokens`` (characters) or ``audio_seconds``."""
+    """``limit`` per ``period_s``, refilled continuously; the bucket holds ``burst`` tokens at
+    most (default: the whole ``limit``). ``name`` is the kind of limit: ``requests``,
+    ``tokens`` (characters) or ``audio_seconds``."""
 
     name: str
-    capacity: float
+    limit: float
     period_s: float
+    burst: float | None = None
 
     def __post_init__(self) -> None:
-        if self.capacity <= 0 or self.period_s <= 0:
-            raise ValueError("a bucket needs capacity > 0 and period_s > 0")
+        if self.limit <= 0 or self.period_s <= 0 or (self.burst is not None and self.burst <= 0):
+            raise ValueError("a bucket needs limit > 0, period_s > 0 and burst > 0")
+
+    @property
+    def capacity(self) -> float:
+        return self.limit if self.burst is None else self.burst
 
     @property
     def rate(self) -> float:
-        return self.capacity / self.period_s
+        return self.limit / self.period_s
 
 
 @dataclass(frozen=True)
@@ -173,7 +182,7 @@ def evaluate(
             # a zero-cost check waits for the debt to clear and then a little more
             wait = (cost - tok) / spec.rate + (1e-3 if cost <= 0 else 0.0)
         results.append(BucketResult(
-            name=spec.name, limit=int(spec.capacity), remaining=left,
+            name=spec.name, limit=int(spec.limit), remaining=left,
             reset_s=max(0.0, spec.capacity - left) / spec.rate, retry_after=wait,
         ))  # fmt: skip
     retry = 0.0 if allowed else max(r.retry_after for r in results)

@@ -110,10 +110,15 @@ class Charge:
     too_many_jobs: bool = False
 
 
-def charges(limits: TenantLimits, kind: RouteKind, cost: int, active_jobs: int | None = None) -> Charge:
+def charges(
+    limits: TenantLimits, kind: RouteKind, cost: int, active_jobs: int | None = None, *, burst_s: float = MINUTE_S
+) -> Charge:
+    """What a request costs; the requests bucket holds ``burst_s`` seconds' worth (at least 1)."""
     out: list[tuple[BucketSpec, float]] = []
     if limits.requests_per_minute is not None:
-        out.append((BucketSpec("requests", limits.requests_per_minute, MINUTE_S), 1.0))
+        rpm = limits.requests_per_minute
+        burst = max(1.0, rpm * min(burst_s, MINUTE_S) / MINUTE_S)
+        out.append((BucketSpec("requests", rpm, MINUTE_S, burst), 1.0))
     if kind is not RouteKind.OTHER and limits.chars_per_day is not None:
         out.append((BucketSpec("tokens", limits.chars_per_day, DAY_S), float(cost)))
     if kind in (RouteKind.SPEECH, RouteKind.JOB) and limits.audio_seconds_per_month is not None:

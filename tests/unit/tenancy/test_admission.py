@@ -8,7 +8,15 @@ import pytest
 
 from voxmesh.errors import Forbidden
 from voxmesh.settings import LimitsSettings
-from voxmesh.tenancy import Admission, DefaultLimits, MemoryLimiter, TenantLimits, UsageKind, UsageMeter
+from voxmesh.tenancy import (
+    Admission,
+    DefaultLimits,
+    MemoryLimiter,
+    TenantLimits,
+    UsageKind,
+    UsageMeter,
+    build_admission,
+)
 from voxmesh.tenancy.http import read_usage
 from voxmesh.tenancy.limits import RouteKind, charges, route_kind
 from voxmesh.tenancy.usage import audio_seconds
@@ -30,7 +38,8 @@ class Row:  # what a tenants-table row looks like to DefaultLimits
 
 def _admission(clock: FakeClock, **defaults: int) -> Admission:
     rows = {"small": TenantLimits.from_row(Row(requests_per_minute=2)), "big": TenantLimits.from_row({})}
-    return Admission(MemoryLimiter(clock), DefaultLimits(LimitsSettings(**defaults), rows.get))  # type: ignore[arg-type]
+    settings = LimitsSettings(**{"burst_s": 60, **defaults})  # type: ignore[arg-type]
+    return Admission(MemoryLimiter(clock), DefaultLimits(settings, rows.get), burst_s=settings.burst_s)
 
 
 async def test_tenant_row_overrides_defaults_and_none_is_unlimited() -> None:
@@ -43,6 +52,16 @@ async def test_tenant_row_overrides_defaults_and_none_is_unlimited() -> None:
     free = Admission(MemoryLimiter(clock), DefaultLimits(LimitsSettings()))
     d = await free.admit("x", "POST /v1/audio/speech", 10**9)
     assert d.allowed and d.headers() == {}
+
+
+async def test_requests_burst_is_a_few_seconds_worth() -> None:
+    clock = FakeClock()
+    adm = build_admission(LimitsSettings(requests_per_minute=600, burst_s=2))
+    adm.limiter.clock = clock  # type: ignore[attr-defined]
+    got = [(await adm.admit("t", "GET /v1/models")).allowed for _ in range(25)]
+    assert got == [True] * 20 + [False] * 5  # 2 s of 10/s
+    clock.now += 0.5
+    assert [(await adm.admit("t", "GET /v1/models")).allowed for _ in range(6)] == [True] * 5 + [False]
 
 
 async def test_speech_charges_characters_per_day() -> None:

@@ -85,6 +85,19 @@ def test_debt_refuses_even_a_free_check_until_repaid() -> None:
     assert d.allowed
 
 
+def test_burst_smaller_than_the_limit() -> None:
+    spec = BucketSpec("requests", 60, 60.0, burst=10)  # 60/min, at most 10 at once
+    states: tuple[BucketState | None, ...] = (None,)
+    got = []
+    for _ in range(12):
+        d, states = take([spec], states, [1], now=0.0)
+        got.append(d.allowed)
+    assert got == [True] * 10 + [False] * 2
+    assert d.headers()["x-ratelimit-limit-requests"] == "60"  # the limit, not the burst
+    d, states = take([spec], states, [1], now=1.0)
+    assert d.allowed  # then one a second
+
+
 def test_format_duration_like_openai() -> None:
     assert [format_duration(x) for x in (0.02, 1.5, 60, 3723)] == ["20ms", "1.5s", "1m0s", "1h2m3s"]
 
@@ -120,14 +133,16 @@ async def test_memory_limiter_prunes_only_full_buckets() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    capacity=st.integers(1, 50),
+    limit=st.integers(1, 50),
+    burst=st.none() | st.integers(1, 50),
     period=st.floats(0.5, 100),
     steps=st.lists(st.tuples(st.floats(0, 5), st.integers(0, 20)), min_size=1, max_size=200),
 )
 def test_never_admits_more_than_capacity_plus_rate_times_t(
-    capacity: int, period: float, steps: list[tuple[float, int]]
+    limit: int, burst: int | None, period: float, steps: list[tuple[float, int]]
 ) -> None:
-    spec = BucketSpec("tokens", capacity, period)
+    spec = BucketSpec("tokens", limit, period, burst)
+    capacity = spec.capacity
     state: BucketState | None = None
     now = 0.0
     admitted: list[tuple[float, int]] = []
