@@ -59,7 +59,7 @@ aliases: {tts-1: tone}
 
 
 # ---- the served process -----------------------------------------------------------------
-def serve(config: Path, port: int, data_dir: Path, rpm: int) -> int:
+def serve(config: Path, port: int, data_dir: Path, rpm: int, burst_s: float) -> int:
     """``voxmesh up`` with the benchmark's tenant middleware around the gateway app."""
     from aiohttp import web
 
@@ -99,7 +99,8 @@ def serve(config: Path, port: int, data_dir: Path, rpm: int) -> int:
 
     core.build_gateway_app = with_tenants  # type: ignore[assignment]
     settings = load_settings(None, data_dir=data_dir, server={"port": port}, gateway={"server": "aiohttp"},
-                             limits={"requests_per_minute": rpm}, log_level="WARNING")  # fmt: skip
+                             limits={"requests_per_minute": rpm, "burst_s": burst_s},
+                             log_level="WARNING")  # fmt: skip
     return core.run_stack(settings, config)
 
 
@@ -260,44 +261,68 @@ def row(name: str, t: Tally, base: Tally | None) -> str:
     return f"| {name} | {len(t.latencies)} | {t.pct(0.5):.1f} | {t.pct(0.99):.1f} | {ratio} | {codes} |"
 
 
+class Server:
+    """The stack in its own process, with the given requests burst."""
+
+    def __init__(self, args: argparse.Namespace, burst_s: float) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="voxmesh-bench-tenants-"))
+        config = self.tmp / "deployments.yaml"
+        config.write_text(CONFIG % {"delay": args.delay})
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(config), "--port", str(port),
+                                      "--data-dir", str(self.tmp / "data"), "--rpm", str(args.rpm),
+                                      "--burst", str(burst_s)], env=env)  # fmt: skip
+
+    async def __aenter__(self) -> str:
+        await wait_ready(self.url)
+        await phase(self.url, [("warm-up", "warmup", 5.0)], 3)
+        return self.url
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 async def main_async(args: argparse.Namespace) -> str:
-    tmp = Path(tempfile.mkdtemp(prefix="voxmesh-bench-tenants-"))
-    config = tmp / "deployments.yaml"
-    config.write_text(CONFIG % {"delay": args.delay})
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(config), "--port", str(port),
-                               "--data-dir", str(tmp / "data"), "--rpm", str(args.rpm)], env=env)  # fmt: skip
-    try:
-        await wait_ready(url)
-        await phase(url, [("warm-up", "warmup", args.rate)], 3)
-        s = args.seconds
+    s = args.seconds
+    bursts = [float(b) for b in args.bursts.split(",")]
+    limited: dict[float, dict[str, Tally]] = {}
+    well_behaved = [("A", "tenant-a", args.rate), ("B", "tenant-b", args.rate)]
+    async with Server(args, bursts[0]) as url:
         solo_a = (await phase(url, [("A", "tenant-a", args.rate)], s))["A"]
         solo_b = (await phase(url, [("B", "tenant-b", args.rate)], s))["B"]
-        limited = await phase(url, [("A", "tenant-a", args.rate), ("B", "tenant-b", args.rate),
-                                    ("C", "tenant-c", args.flood)], s)  # fmt: skip
-        unlimited = await phase(url, [("A", "tenant-a", args.rate), ("B", "tenant-b", args.rate),
-                                      ("C", None, args.flood)], s)  # fmt: skip
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        limited[bursts[0]] = await phase(url, [*well_behaved, ("C", "tenant-c", args.flood)], s)
+        unlimited = await phase(url, [*well_behaved, ("C", None, args.flood)], s)
+    for burst in bursts[1:]:
+        async with Server(args, burst) as url:
+            limited[burst] = await phase(url, [*well_behaved, ("C", "tenant-c", args.flood)], s)
     micro_rows = await micro(args.n)
+    limited_rows = []
+    for burst, tallies in limited.items():
+        limited_rows += [
+            row(f"limited, burst_s={burst:g}: A", tallies["A"], solo_a),
+            row(f"limited, burst_s={burst:g}: B", tallies["B"], solo_b),
+            row(f"limited, burst_s={burst:g}: C (flooding)", tallies["C"], None),
+        ]
 
     lines = [
         "# Tenants: noisy neighbours under rate limits, and the per-request check",
         "",
-        f"Command: `.venv/bin/python benchmarks/tenants.py --seconds {args.seconds} --rate {args.rate} "
-        f"--flood {args.flood} --rpm {args.rpm} --delay {args.delay} --n {args.n}`",
+        f"Command: `.venv/bin/python benchmarks/tenants.py --seconds {args.seconds:g} --rate {args.rate:g} "
+        f"--flood {args.flood:g} --rpm {args.rpm} --bursts {args.bursts} --delay {args.delay:g} --n {args.n} "
+        "--report benchmarks/reports/tenants.md`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; shared with "
         "other work while it ran (expect 15-30 % noise between runs). Stack: `voxmesh up` in its own process "
         f"(gateway on aiohttp, tone engine, 2 replicas, {args.delay * 1000:.0f} ms per request), load from this "
         f"process, open loop, {args.seconds:g} s per phase. Every tenant: `requests_per_minute = {args.rpm}` "
-        f"({args.rpm / 60:g}/s), in-process limiter.",
+        f"({args.rpm / 60:g}/s), in-process limiter; `limits.burst_s` (how many seconds' worth of requests "
+        "the bucket holds) as in each row: one stack per value.",
         "",
         "Tenants reach the limiter through a middleware defined only in `benchmarks/tenants.py`: it reads "
         f"`{TENANT_HEADER}` and calls `gateway.admission.admit(tenant, \"POST /v1/audio/speech\", len(input))`, "
@@ -311,12 +336,10 @@ async def main_async(args: argparse.Namespace) -> str:
         "|---|---|---|---|---|---|",
         row("solo: A", solo_a, None),
         row("solo: B", solo_b, None),
-        row("A + B + C limited: A", limited["A"], solo_a),
-        row("A + B + C limited: B", limited["B"], solo_b),
-        row("A + B + C limited: C (flooding)", limited["C"], None),
-        row("A + B + C unlimited: A", unlimited["A"], solo_a),
-        row("A + B + C unlimited: B", unlimited["B"], solo_b),
-        row("A + B + C unlimited: C (flooding)", unlimited["C"], None),
+        *limited_rows,
+        row("unlimited C: A", unlimited["A"], solo_a),
+        row("unlimited C: B", unlimited["B"], solo_b),
+        row("unlimited C: C (flooding)", unlimited["C"], None),
         "",
         "## Added latency of a per-request check (micro-benchmarks, this process)",
         "",
@@ -337,6 +360,8 @@ def main() -> int:
     ap.add_argument("--flood", type=float, default=150.0, help="req/s of the noisy tenant")
     ap.add_argument("--rpm", type=int, default=600, help="requests_per_minute of every tenant")
     ap.add_argument("--delay", type=float, default=0.02, help="seconds of work per request (tone delay_s)")
+    ap.add_argument("--bursts", default="10,1", help="limits.burst_s values, one limited phase (and stack) each")
+    ap.add_argument("--burst", type=float, default=10.0, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=5000, help="calls per micro-benchmark")
     ap.add_argument("--report", type=Path, default=None)
     ap.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)
@@ -344,7 +369,7 @@ def main() -> int:
     ap.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve is not None:
-        return serve(args.serve, args.port, args.data_dir, args.rpm)
+        return serve(args.serve, args.port, args.data_dir, args.rpm, args.burst)
     text = asyncio.run(main_async(args))
     print(text)
     if args.report is not None:
