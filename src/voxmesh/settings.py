@@ -144,7 +144,7 @@ class LimitsSettings(BaseModel):
     key_prefix: str = Field("voxmesh:rl:", min_length=1)
     requests_per_minute: int | None = Field(None, ge=1)
     burst_s: float = Field(
-        10.0, gt=0, le=60,
+        1.0, gt=0, le=60,
         description="the requests bucket holds this many seconds' worth of requests_per_minute (at least 1): "
         "a tenant may burst that much at once, then the rate applies")
     chars_per_day: int | None = Field(None, ge=1)

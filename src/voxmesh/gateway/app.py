@@ -14,6 +14,8 @@ Routes
                                automated canary analysis (Flagger-like: promote step by step,
                                roll back to 0 % on failed checks)
     GET  /admin/canaries/{model}  phase, weight and the log of every step
+    GET  /v1/usage             usage per tenant (voxmesh.tenancy.http)
+    GET  /openapi.json /docs   the OpenAPI 3.1 document and its page (voxmesh.api.openapi)
 
 Model resolution: a public model name is a deployment, a split (weighted deployments) or an
 alias of either. Unknown names answer 404 listing what exists.
@@ -41,6 +43,7 @@ from voxmesh.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unknow
 from voxmesh.gateway.canary import CanaryConfig, CanaryPhase, CanaryState
 from voxmesh.gateway.canary_loop import CanaryLoop
 from voxmesh.settings import Settings
+from voxmesh.tenancy import Admission, build_admission
 
 __all__ = ["GATEWAY_KEY", "Catalog", "Gateway", "build_gateway_app", "caller_label"]
 
@@ -114,7 +117,7 @@ class Gateway:
         extra_metrics: Callable[[], str] | None = None,
         is_ready: Callable[[], bool] | None = None,
         activate: Callable[[str], Awaitable[None]] | None = None,
-        admission: Any = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.dataplane = dataplane
@@ -122,8 +125,6 @@ class Gateway:
         self.extra_metrics = extra_metrics
         self.is_ready = is_ready or (lambda: True)
         self.activate = activate  # scale-from-zero hook: waits for a first replica
-        from voxmesh.tenancy import build_admission
-
         # rate limits, quotas and usage per tenant (voxmesh.tenancy): admission.admit(tenant, route, cost)
         self.admission = admission if admission is not None else build_admission(settings.limits)
         self.started = time.time()
