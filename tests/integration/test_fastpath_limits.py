@@ -15,9 +15,13 @@ from voxmesh.gateway.fastpath.server import Exchange, HeadLimits, Request, Serve
 LIMITS = HeadLimits(max_headers=20, max_head_bytes=4096, head_timeout_s=0.5)
 
 
+ANSWERED: list[tuple[int, int]] = []
+
+
 async def _ok(req: Request, ex: Exchange) -> None:
     ex.extra = [(b"X-Extra", b"1")]
     await ex.respond(200, [(b"Content-Type", b"text/plain")], b"hello %d" % len(req.headers))
+    ANSWERED.append((ex.status, ex.bytes_sent))  # what metering reads after the handler
 
 
 @pytest.fixture
@@ -60,6 +64,7 @@ def _head(n_headers: int, value_len: int = 10, url: bytes = b"/") -> bytes:
 async def test_within_limits_is_served_with_extra_headers(port: int) -> None:
     out, _ = await _exchange(port, _head(18), wait=0.2)
     assert out.startswith(b"HTTP/1.1 200 OK") and b"X-Extra: 1\r\n" in out and out.endswith(b"hello 19")
+    assert ANSWERED[-1] == (200, len(b"hello 19"))
 
 
 async def test_too_many_headers_is_431_and_closed(port: int) -> None:

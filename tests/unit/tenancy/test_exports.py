@@ -17,6 +17,8 @@ EXPECTED = {
     "voxmesh.tenancy.redis_limiter": ["RedisLimiter"],
     "voxmesh.tenancy.http": ["ADMIN_SCOPE", "DEFAULT_TENANT", "PrincipalLike", "principal_of", "read_usage",
                              "usage_handler"],
+    "voxmesh.tenancy.gate": ["admit_request", "meter_answer", "rate_headers", "refusal_parts", "refusal_response",
+                             "request_cost"],
     "voxmesh.api.openapi": ["OPERATIONS", "Operation", "build_openapi", "setup_openapi_routes"],
 }  # fmt: skip
 

@@ -104,7 +104,8 @@ Handler = Callable[[Request, "Exchange"], Awaitable[None]]
 class Exchange:
     """The answer to one request, written straight to the connection's transport."""
 
-    __slots__ = ("_chunked", "_conn", "_head_only", "extra", "keep_alive", "started")
+    __slots__ = ("_chunked", "_conn", "_head_only", "bytes_sent", "extra", "headers", "keep_alive", "started",
+                 "status")
 
     def __init__(self, conn: ServerConnection, keep_alive: bool, head_only: bool) -> None:
         self._conn = conn
@@ -112,13 +113,18 @@ class Exchange:
         self._head_only = head_only
         self._chunked = False
         self.started = False
-        self.extra: Headers = []  # added to the answer's head (e.g. CORS)
+        self.extra: Headers = []  # added to the answer's head (e.g. CORS, x-ratelimit-*)
+        # what was answered, for metering after the handler: status, headers, body bytes
+        self.status = 0
+        self.headers: Headers = []
+        self.bytes_sent = 0
 
     async def respond(self, status: int, headers: Headers, body: bytes) -> None:
         conn = self._conn
         if conn.closed or self.started:
             return
         self.started = True
+        self.status, self.headers, self.bytes_sent = status, headers, len(body)
         head = response_head(status, header_lines(headers + self.extra if self.extra else headers, _OUT_SKIP),
                              len(body), keep_alive=self.keep_alive, date=conn.date.line())  # fmt: skip
         if self._head_only:
@@ -135,6 +141,7 @@ class Exchange:
         if conn.closed:
             raise ConnectionResetError("the client closed the connection")
         self.started = True
+        self.status, self.headers = status, headers
         self._chunked = length is None and not self._head_only
         lines = header_lines(headers + self.extra if self.extra else headers, _OUT_SKIP)
         conn.write(response_head(status, lines, length, keep_alive=self.keep_alive, date=conn.date.line()))
@@ -143,6 +150,7 @@ class Exchange:
         conn = self._conn
         if conn.closed:
             raise ConnectionResetError("the client closed the connection")
+        self.bytes_sent += len(data)
         if not self._head_only:
             conn.write(chunk(data) if self._chunked else data)
             await conn.drain()
