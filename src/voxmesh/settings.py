@@ -160,6 +160,7 @@ class HardeningSettings(BaseModel):
     max_header_count: int = Field(100, ge=1)
     max_header_bytes: int = Field(16 * 1024, ge=256, description="request line plus every header, in bytes")
     head_timeout_s: float = Field(10.0, gt=0, description="time to send a whole request head (slowloris)")
+    keepalive_timeout_s: float = Field(75.0, gt=0, description="an idle keep-alive connection is closed after this")
     cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; empty: CORS off")
     zip_max_uncompressed_bytes: int = Field(100 * 1024 * 1024, ge=1)
     zip_max_files: int = Field(2_000, ge=1)

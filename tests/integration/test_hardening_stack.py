@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -55,3 +57,15 @@ async def test_cors_and_audio_seconds_on_the_speech_route(stack: Stack) -> None:
         async with s.post(stack.url + "/v1/audio/speech", json=body, headers={"Origin": "https://evil.example"}) as r:
             await r.read()
             assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers
+
+
+async def test_too_many_headers_are_refused_on_both_servers(stack: Stack) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.port)
+    headers = b"".join(b"X-H%d: v\r\n" % i for i in range(150))  # the default limit is 100
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + headers + b"\r\n")
+    await writer.drain()
+    out = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    status = int(out.split(b" ", 2)[1])
+    # the fast server answers 431; aiohttp's parser (gateway.server=aiohttp) answers 400
+    assert status == (431 if stack.settings.gateway.server == "fast" else 400), out[:200]

@@ -103,7 +103,9 @@ class Stack:
             self.fast = await start_fast_gateway(gateway, app, s.server.host, s.server.port)
             self.port = self.fast.port
         else:
-            self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=30)
+            hard = s.hardening  # the fast server enforces these itself (fastpath/server.py HeadLimits)
+            self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=30, max_headers=hard.max_header_count,
+                                        keepalive_timeout=hard.keepalive_timeout_s)
             await self.runner.setup()
             site = web.TCPSite(self.runner, s.server.host, s.server.port)
             await site.start()

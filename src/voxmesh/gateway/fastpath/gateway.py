@@ -108,7 +108,8 @@ async def start_fast_gateway(
         hardening = gateway.settings.hardening
         routes = HotRoutes(gateway.catalog, dataplane, relay, relay_limit, activate=gateway.activate,
                            cors=CorsPolicy(hardening.cors_origins))
-        limits = HeadLimits(hardening.max_header_count, hardening.max_header_bytes, hardening.head_timeout_s)
+        limits = HeadLimits(hardening.max_header_count, hardening.max_header_bytes, hardening.head_timeout_s,
+                            hardening.keepalive_timeout_s)
         live: set[ServerConnection] = set()
         date = DateHeader()
         loop = asyncio.get_running_loop()

@@ -15,8 +15,8 @@ What the server does by itself:
 * request heads are bounded (:class:`HeadLimits`): more than ``max_headers`` headers, or a
   request line plus headers over ``max_head_bytes``, get 431 (a URL alone over it, 414) and
   the connection is closed; a head not complete within ``head_timeout_s`` of its first byte
-  gets 408 and the connection is closed (slowloris), and a connection idle that long
-  between requests (or before its first) is closed;
+  gets 408 and the connection is closed (slowloris), and a connection idle for
+  ``idle_timeout_s`` between requests (or before its first) is closed;
 * back-pressure: ``Exchange.write`` waits while the socket's write buffer is over its
   high-water mark (``pause_writing``/``resume_writing``), and raises ``ConnectionResetError``
   once the client has gone.
@@ -59,6 +59,7 @@ class HeadLimits:
     max_headers: int = 100
     max_head_bytes: int = 16 * 1024
     head_timeout_s: float = 10.0
+    idle_timeout_s: float = 75.0  # a keep-alive connection between requests (or before its first)
 
 
 class _HeadRejected(Exception):
@@ -201,7 +202,7 @@ class ServerConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
         self.live.add(self)
-        self._arm_head_timer()
+        self._arm_head_timer(self.head_limits.idle_timeout_s)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -219,10 +220,10 @@ class ServerConnection(asyncio.Protocol):
             self._fail_parse()
 
     # ---- head limits ------------------------------------------------------------------
-    def _arm_head_timer(self) -> None:
+    def _arm_head_timer(self, after_s: float) -> None:
         if self._head_timer is None and not self.closed:
             loop = asyncio.get_running_loop()
-            self._head_timer = loop.call_later(self.head_limits.head_timeout_s, self._head_timeout)
+            self._head_timer = loop.call_later(after_s, self._head_timeout)
 
     def _disarm_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -286,7 +287,7 @@ class ServerConnection(asyncio.Protocol):
         self._head_bytes = 0
         self._header_count = 0
         self._disarm_head_timer()  # the head gets its whole time from its first byte
-        self._arm_head_timer()
+        self._arm_head_timer(self.head_limits.head_timeout_s)
 
     def on_url(self, url: bytes) -> None:
         assert self._req is not None
@@ -348,7 +349,7 @@ class ServerConnection(asyncio.Protocol):
     def _next(self) -> None:
         if not self._queue or self.closed:
             self._busy = False
-            self._arm_head_timer()  # idle between requests: bounded too
+            self._arm_head_timer(self.head_limits.idle_timeout_s)  # idle between requests: bounded too
             return
         self._busy = True
         req = self._queue.popleft()
