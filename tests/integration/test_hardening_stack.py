@@ -3,10 +3,9 @@ routes and the aiohttp app answer alike."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-
-import asyncio
 
 import aiohttp
 import pytest
