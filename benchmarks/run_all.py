@@ -31,6 +31,8 @@ BENCHES: dict[str, list[str]] = {
     "mt": [PY, "benchmarks/mt.py", "quality", "speed", "http", "gateway", "--threads", "1", "--batch-sizes", "1,8"],
     "tail": [PY, "benchmarks/tail.py", "--seconds", "120", "--windows", "200"],
     "peers": [PY, "benchmarks/peers.py", "--wait-load", "0.5"],
+    "tenants": [PY, "benchmarks/tenants.py", "--seconds", "40", "--bursts", "10,1", "--n", "5000",
+                "--report", "benchmarks/reports/tenants.md"],
 }
 
 
