@@ -21,7 +21,9 @@ from voxmesh.errors import ConfigError
 __all__ = [
     "AuthSettings",
     "GatewaySettings",
+    "HardeningSettings",
     "JobsSettings",
+    "LimitsSettings",
     "MeshSettings",
     "MtSettings",
     "ServerSettings",
@@ -151,6 +153,38 @@ class AuthSettings(BaseModel):
     audit_file: Path | None = None  # default <data_dir>/audit.log; the logger voxmesh.audit always gets it too
 
 
+class LimitsSettings(BaseModel):
+    """Per-tenant rate limits and quotas (voxmesh.tenancy). A tenant's own row overrides these
+    defaults; None means unlimited."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = Field("voxmesh:rl:", min_length=1)
+    requests_per_minute: int | None = Field(None, ge=1)
+    burst_s: float = Field(
+        1.0, gt=0, le=60,
+        description="the requests bucket holds this many seconds' worth of requests_per_minute (at least 1): "
+        "a tenant may burst that much at once, then the rate applies")
+    chars_per_day: int | None = Field(None, ge=1)
+    audio_seconds_per_month: int | None = Field(None, ge=1)
+    concurrent_jobs: int | None = Field(None, ge=1)
+    max_job_chars: int | None = Field(None, ge=1)
+    usage_max_tenants: int = Field(100, ge=1, description="tenants with their own /metrics series; the rest are 'other'")
+
+
+class HardeningSettings(BaseModel):
+    """Limits of the public listener and of uploads (voxmesh.gateway.fastpath, voxmesh.jobs.ingest)."""
+
+    max_header_count: int = Field(100, ge=1)
+    max_header_bytes: int = Field(16 * 1024, ge=256, description="request line plus every header, in bytes")
+    head_timeout_s: float = Field(10.0, gt=0, description="time to send a whole request head (slowloris)")
+    keepalive_timeout_s: float = Field(75.0, gt=0, description="an idle keep-alive connection is closed after this")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; empty: CORS off")
+    zip_max_uncompressed_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    zip_max_files: int = Field(2_000, ge=1)
+    zip_max_ratio: float = Field(100.0, gt=1)
+
+
 class MtSettings(BaseModel):
     """Machine translation (llama.cpp engine, external chat servers, the translate API)."""
 
@@ -190,6 +224,8 @@ class Settings(BaseSettings):
     jobs: JobsSettings = JobsSettings()
     auth: AuthSettings = AuthSettings()
     mt: MtSettings = MtSettings()
+    limits: LimitsSettings = LimitsSettings()
+    hardening: HardeningSettings = HardeningSettings()
 
     def db_url(self) -> str:
         return self.jobs.db_url or f"sqlite+aiosqlite:///{(self.data_dir / 'voxmesh.db').resolve()}"

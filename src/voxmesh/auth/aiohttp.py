@@ -50,6 +50,10 @@ def _set_principal(request: web.Request, principal: Principal) -> None:
     _warned = True
 
 
+# bodies the admission hooks count characters in (speech, translation, JSON jobs)
+_COSTED_TYPES = ("application/json", "application/x-www-form-urlencoded")
+
+
 def auth_middleware(guard: Guard) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -61,7 +65,10 @@ def auth_middleware(guard: Guard) -> Middleware:
             api_key = request.query.get("api_key")
             if api_key is None and request.body_exists:
                 api_key = api_key_from_body(request.content_type, await request.read())
-        call = Call(request.method, template, request.path, request.remote, authorization, api_key)
+        body, ctype = b"", request.content_type
+        if ctype in _COSTED_TYPES and request.body_exists:
+            body = await request.read()  # cached: the handler reads the same bytes
+        call = Call(request.method, template, request.path, request.remote, authorization, api_key, body, ctype)
         # admission hooks' headers: added here to what the handler returns, or when a streamed
         # answer is prepared in the handler (on_response_prepare sees this request)
         request[_EXTRA] = call.response_headers
@@ -74,11 +81,16 @@ def auth_middleware(guard: Guard) -> Middleware:
         _set_principal(request, principal)
         if scope != ADMIN:
             try:
-                return _with(await handler(request), call)
+                resp = _with(await handler(request), call)
             except VoxmeshError as exc:
                 if not call.response_headers:
                     raise
                 return _with(error_response(exc), call)
+            if guard.settle_hooks:
+                answer = getattr(resp, "body", None)
+                sent = resp.body_length if resp.prepared else len(answer) if isinstance(answer, bytes) else 0
+                await guard.settle(principal, call, resp.status, resp.headers, sent)
+            return resp
         try:
             resp = await handler(request)
         except VoxmeshError as exc:

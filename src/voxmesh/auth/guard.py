@@ -30,7 +30,7 @@ import hmac
 import ipaddress
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -45,7 +45,7 @@ from voxmesh.auth.store import TenantStore
 from voxmesh.errors import ConfigError, Forbidden, VoxmeshError
 from voxmesh.settings import Settings
 
-__all__ = ["INTERNAL_PREFIX", "AdmissionHook", "Call", "Guard", "api_key_from_body", "check_bind", "is_loopback",
+__all__ = ["INTERNAL_PREFIX", "AdmissionHook", "Call", "Guard", "SettleHook", "api_key_from_body", "check_bind", "is_loopback",
            "load_internal_key"]
 
 INTERNAL_PREFIX = "vxi_"
@@ -63,11 +63,16 @@ class Call:
     remote: str | None
     authorization: str | None = None
     api_key: str | None = None
+    # the body (JSON or form bodies only) and its content type, for the admission hooks' cost
+    body: bytes = field(default=b"", compare=False, repr=False)
+    content_type: str = ""
     # filled by admission hooks; the server adds them to whatever it answers
     response_headers: list[tuple[str, str]] = field(default_factory=list, compare=False)
 
 
 AdmissionHook = Callable[[Principal, Call], Awaitable[None]]
+# after the answer: (principal, call, status, response headers, body bytes sent)
+SettleHook = Callable[[Principal, Call, int, Mapping[str, str], int], Awaitable[None]]
 
 
 def is_loopback(host: str | None) -> bool:
@@ -122,6 +127,7 @@ class Guard:
             jwt = JwtVerifier(settings.auth)
         self.jwt = jwt
         self.hooks: list[AdmissionHook] = []
+        self.settle_hooks: list[SettleHook] = []
         self.outcomes: Counter[str] = Counter()
 
     @property
@@ -156,6 +162,12 @@ class Guard:
         """Admission: per-tenant checks added by other subsystems (rate limits, quotas)."""
         for hook in self.hooks:
             await hook(principal, call)
+
+    async def settle(self, principal: Principal, call: Call, status: int, headers: Mapping[str, str],
+                     body_bytes: int) -> None:
+        """After the answer: metering by other subsystems (usage per tenant)."""
+        for hook in self.settle_hooks:
+            await hook(principal, call, status, headers, body_bytes)
 
     def record_admin(self, principal: Principal, call: Call, status: int) -> None:
         self.audit.record("admin", status, what=f"{call.method} {call.path}", subject=principal.subject,

@@ -17,7 +17,9 @@ from voxmesh.auth.audit import AuditLog
 from voxmesh.auth.guard import Guard, check_bind, load_internal_key
 from voxmesh.auth.routes import setup_admin_routes
 from voxmesh.auth.store import TenantStore
+from voxmesh.errors import NotFound
 from voxmesh.settings import Settings
+from voxmesh.tenancy.limits import TenantLimits
 
 __all__ = ["AuthWiring", "audit_path", "open_auth"]
 
@@ -33,6 +35,13 @@ class AuthWiring:
 
     def setup_routes(self, app: web.Application) -> None:
         setup_admin_routes(app, self.store)
+
+    async def tenant_limits(self, name: str) -> TenantLimits | None:
+        """A tenant's own limits (None: no row, the settings' defaults apply)."""
+        try:
+            return TenantLimits.from_row(await self.store.get_tenant(name))
+        except NotFound:
+            return None
 
     async def close(self) -> None:
         await self.store.close()

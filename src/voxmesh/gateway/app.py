@@ -16,6 +16,8 @@ Routes
                                automated canary analysis (Flagger-like: promote step by step,
                                roll back to 0 % on failed checks)
     GET  /admin/canaries/{model}  phase, weight and the log of every step
+    GET  /v1/usage             usage per tenant (voxmesh.tenancy.http)
+    GET  /openapi.json /docs   the OpenAPI 3.1 document and its page (voxmesh.api.openapi)
 
 Model resolution: a public model name is a deployment, a split (weighted deployments) or an
 alias of either. Unknown names answer 404 listing what exists.
@@ -29,7 +31,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,7 @@ from voxmesh.errors import Conflict, InvalidRequest, NotFound, UnknownModel
 from voxmesh.gateway.canary import CanaryConfig, CanaryPhase, CanaryState
 from voxmesh.gateway.canary_loop import CanaryLoop
 from voxmesh.settings import Settings
+from voxmesh.tenancy import Admission, build_admission
 
 __all__ = ["GATEWAY_KEY", "Catalog", "Gateway", "build_gateway_app", "caller_label"]
 
@@ -118,6 +121,7 @@ class Gateway:
         is_ready: Callable[[], bool] | None = None,
         activate: Callable[[str], Awaitable[None]] | None = None,
         guard: Guard | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         # who may call which route, for both servers (voxmesh.auth.guard); without a store,
@@ -128,6 +132,8 @@ class Gateway:
         self.extra_metrics = extra_metrics
         self.is_ready = is_ready or (lambda: True)
         self.activate = activate  # scale-from-zero hook: waits for a first replica
+        # rate limits, quotas and usage per tenant (voxmesh.tenancy): admission.admit(tenant, route, cost)
+        self.admission = admission if admission is not None else build_admission(settings.limits)
         self.started = time.time()
         self.canaries: dict[str, CanaryState] = {}
         self._canary_tasks: dict[str, asyncio.Task[None]] = {}
@@ -155,6 +161,7 @@ class Gateway:
         parts = [self.dataplane.metrics_text(), self.guard.metrics_text()]
         if self.extra_metrics is not None:
             parts.append(self.extra_metrics())
+        parts.append(self.admission.meter.metrics_text())
         return web.Response(text="".join(parts), content_type="text/plain")
 
     # ---- catalog ---------------------------------------------------------------------
@@ -275,6 +282,7 @@ class Gateway:
     async def close(self) -> None:
         for task in self._canary_tasks.values():
             task.cancel()
+        await self.admission.close()
 
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
@@ -290,8 +298,18 @@ def caller_label(header: str | None, remote: str | None) -> str:
     return "client"
 
 
-def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], None]] | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+def build_gateway_app(
+    gw: Gateway,
+    *,
+    setup: list[Callable[[web.Application], None]] | None = None,
+    scopes: Mapping[tuple[str, str], str] | None = None,
+) -> web.Application:
+    from voxmesh.api.openapi import setup_openapi_routes
+    from voxmesh.gateway.cors import CorsPolicy, cors_middleware
+    from voxmesh.tenancy.http import usage_handler
+
+    cors = CorsPolicy(gw.settings.hardening.cors_origins)
+    app = web.Application(middlewares=[cors_middleware(cors), error_middleware], client_max_size=MAX_BODY)
     install_guard(app, gw.guard)
     app[GATEWAY_KEY] = gw
     r = app.router
@@ -308,6 +326,8 @@ def build_gateway_app(gw: Gateway, *, setup: list[Callable[[web.Application], No
     r.add_put("/admin/splits/{model}", gw.put_split)
     r.add_post("/admin/canaries", gw.start_canary)
     r.add_get("/admin/canaries/{model}", gw.get_canary)
+    r.add_get("/v1/usage", usage_handler(gw.admission.meter))
+    setup_openapi_routes(app, scopes)
     for hook in setup or []:
         hook(app)
     from voxmesh.api.request_id import install

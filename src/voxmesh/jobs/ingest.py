@@ -24,6 +24,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from voxmesh.errors import InvalidRequest, PayloadTooLarge, UnsupportedFormat
+from voxmesh.jobs.archive import ZipLimits, check_epub
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -159,11 +160,13 @@ class _HtmlText(HTMLParser):
             self._heading.append(data)
 
 
-def parse_epub(data: bytes) -> list[Chapter]:
-    """Chapters from the EPUB spine in reading order (navigation documents skipped)."""
+def parse_epub(data: bytes, limits: ZipLimits | None = None) -> list[Chapter]:
+    """Chapters from the EPUB spine in reading order (navigation documents skipped), after the
+    archive checks of :mod:`voxmesh.jobs.archive` (zip bombs, XML entities)."""
     import ebooklib
     from ebooklib import epub
 
+    check_epub(data, limits or ZipLimits())
     try:
         book = epub.read_epub(io.BytesIO(data), options={"ignore_ncx": True})
     except (zipfile.BadZipFile, KeyError, ValueError, AttributeError, IndexError, TypeError) as exc:
@@ -190,7 +193,7 @@ def _decode(data: bytes) -> str:
         raise InvalidRequest(f"the file is not UTF-8 text (byte {exc.start}): save it as UTF-8", param="file") from exc
 
 
-def parse_upload(filename: str, data: bytes, *, max_bytes: int) -> list[Chapter]:
+def parse_upload(filename: str, data: bytes, *, max_bytes: int, zip_limits: ZipLimits | None = None) -> list[Chapter]:
     """Chapters of an uploaded file, by its suffix (``.txt``, ``.md``, ``.epub``)."""
     suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -203,7 +206,7 @@ def parse_upload(filename: str, data: bytes, *, max_bytes: int) -> list[Chapter]
     if not data.strip():
         raise InvalidRequest(f"file {filename!r} is empty", param="file")
     if suffix == ".epub":
-        return parse_epub(data)
+        return parse_epub(data, zip_limits)
     text = _decode(data)
     return parse_markdown(text) if suffix in (".md", ".markdown") else [Chapter("", text)]
 

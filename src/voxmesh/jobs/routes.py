@@ -54,24 +54,36 @@ async def _read_limited(stream: Any, limit: int) -> bytes:
 
 async def _parse_create(request: web.Request, limit: int) -> dict[str, Any]:
     if request.content_type.startswith("multipart/"):
-        fields: dict[str, Any] = {}
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                continue
-            if part.name == "file":
-                fields["filename"] = part.filename or "upload.txt"
-                fields["data"] = await _read_limited(part, limit)
-            elif part.name in _FIELDS:
-                fields[part.name] = (await _read_limited(part, 64 * 1024)).decode("utf-8", errors="replace")
-            else:
-                raise InvalidRequest(f"unknown form field {part.name!r}", param=part.name)
-        if isinstance(fields.get("options"), str):
-            try:
-                fields["options"] = json.loads(fields["options"] or "{}")
-            except ValueError:
-                raise InvalidRequest("'options' must be a JSON object", param="options") from None
-        return fields
+        try:
+            return await _parse_multipart(request, limit)
+        except (ValueError, AssertionError, KeyError) as exc:  # aiohttp's multipart parser on bad framing
+            raise InvalidRequest(f"malformed multipart body ({exc}): send multipart/form-data with a boundary "
+                                 "and a 'file' part") from exc  # fmt: skip
+    return await _parse_json(request, limit)
+
+
+async def _parse_multipart(request: web.Request, limit: int) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "file":
+            fields["filename"] = part.filename or "upload.txt"
+            fields["data"] = await _read_limited(part, limit)
+        elif part.name in _FIELDS:
+            fields[part.name] = (await _read_limited(part, 64 * 1024)).decode("utf-8", errors="replace")
+        else:
+            raise InvalidRequest(f"unknown form field {part.name!r}", param=part.name)
+    if isinstance(fields.get("options"), str):
+        try:
+            fields["options"] = json.loads(fields["options"] or "{}")
+        except ValueError:
+            raise InvalidRequest("'options' must be a JSON object", param="options") from None
+    return fields
+
+
+async def _parse_json(request: web.Request, limit: int) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise InvalidRequest("send application/json or multipart/form-data (with a 'file' part)")
     raw = await _read_limited(request.content, limit + 64 * 1024)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from voxmesh.clock import Clock, wall
 from voxmesh.errors import Conflict, InvalidRequest, NotFound, UnsupportedFormat, VoxmeshError
+from voxmesh.jobs.archive import ZipLimits
 from voxmesh.jobs.ingest import Chapter, parse_upload, plan_chunks
 from voxmesh.jobs.lifecycle import JobEvent, JobState
 from voxmesh.jobs.queue import ChunkQueue
@@ -129,7 +130,10 @@ class JobService:
         if (text is None) == (data is None):
             raise InvalidRequest("send either 'text' or a file upload, not both or neither", param="input")
         if data is not None:
-            chapters = parse_upload(filename or "upload.txt", data, max_bytes=cfg.max_upload_bytes)
+            hard = self.settings.hardening
+            zip_limits = ZipLimits(hard.zip_max_uncompressed_bytes, hard.zip_max_files, hard.zip_max_ratio)
+            chapters = parse_upload(filename or "upload.txt", data, max_bytes=cfg.max_upload_bytes,
+                                    zip_limits=zip_limits)
         else:
             if not isinstance(text, str):
                 raise InvalidRequest("'text' must be a string", param="text")

@@ -101,6 +101,12 @@ class Stack:
                           is_ready=lambda: self.ready and self.supervisor.is_ready(),
                                          activate=self.activator.ensure, guard=self.auth.guard)
         setup = [self.auth.setup_routes]
+        from voxmesh.tenancy.hook import LimitsHook
+
+        # rate limits, quotas and usage per tenant, behind the guard on both servers
+        limits = LimitsHook(gateway.admission, self.auth.tenant_limits)
+        self.auth.guard.hooks.append(limits)
+        self.auth.guard.settle_hooks.append(limits.settle)
         from voxmesh.stack.jobs import JobsWiring
 
         self.jobs = JobsWiring(s, self)
@@ -119,7 +125,9 @@ class Stack:
             self.fast = await start_fast_gateway(gateway, app, s.server.host, s.server.port)
             self.port = self.fast.port
         else:
-            self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=30)
+            hard = s.hardening  # the fast server enforces these itself (fastpath/server.py HeadLimits)
+            self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=30, max_headers=hard.max_header_count,
+                                        keepalive_timeout=hard.keepalive_timeout_s)
             await self.runner.setup()
             site = web.TCPSite(self.runner, s.server.host, s.server.port)
             await site.start()

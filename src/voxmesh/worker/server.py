@@ -248,6 +248,8 @@ class WorkerApp:
                 parts.append(encoder.close())
             synth_ms = 1000 * (time.monotonic() - t_synth)
         headers["Server-Timing"] = f"{times.server_timing()}, synth;dur={synth_ms:.1f}"
+        # metered by the gateway (voxmesh.tenancy.usage.audio_seconds)
+        headers["X-Audio-Seconds"] = f"{encoder.samples_in / float(plan.sample_rate):.3f}"
         self.stats.count(200)
         self._observe(times)
         return web.Response(body=b"".join(parts), headers={**headers, "Content-Type": encoder.content_type})

@@ -37,7 +37,8 @@ EXPECTED = {
         "HIGH_WATER", "LOW_WATER", "ConnectFailed", "ConnectionBroken", "ConnectionPool", "Response",
     ],
     "voxmesh.gateway.fastpath.sink": ["AiohttpSink", "Sink", "error_parts"],
-    "voxmesh.gateway.fastpath.server": ["Exchange", "Handler", "LimitFor", "Request", "ServerConnection"],
+    "voxmesh.gateway.fastpath.server": ["Exchange", "Handler", "HeadLimits", "LimitFor", "Request", "ServerConnection"],
+    "voxmesh.gateway.cors": ["CorsPolicy", "cors_middleware"],
     "voxmesh.gateway.fastpath.routes": ["HOT_BODY_LIMIT", "PEER_HEADER", "HeaderSink", "HotRoutes", "Relay"],
     "voxmesh.gateway.fastpath.gateway": ["FastGatewayServer", "peer_middleware", "start_fast_gateway"],
     "voxmesh.observability.metrics": [

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from voxmesh.gateway.cors import CorsPolicy
 from voxmesh.gateway.fastpath.h1 import DateHeader
 from voxmesh.gateway.fastpath.routes import HOT_BODY_LIMIT, PEER_HEADER, HotRoutes, Relay
-from voxmesh.gateway.fastpath.server import ServerConnection
+from voxmesh.gateway.fastpath.server import HeadLimits, ServerConnection
 
 if TYPE_CHECKING:
     from voxmesh.gateway.app import Gateway
@@ -104,13 +105,16 @@ async def start_fast_gateway(
         await web.UnixSite(runner, str(sock_path)).start()
         relay = Relay(f"unix:{sock_path}")
         relay_limit = max(HOT_BODY_LIMIT, gateway.settings.jobs.max_upload_bytes + 1024 * 1024)
+        hardening = gateway.settings.hardening
         routes = HotRoutes(gateway.catalog, dataplane, relay, relay_limit, activate=gateway.activate,
-                           guard=gateway.guard)
+                           guard=gateway.guard, cors=CorsPolicy(hardening.cors_origins))
+        limits = HeadLimits(hardening.max_header_count, hardening.max_header_bytes, hardening.head_timeout_s,
+                            hardening.keepalive_timeout_s)
         live: set[ServerConnection] = set()
         date = DateHeader()
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: ServerConnection(routes, routes.limit_for, date, live), host, port, backlog=1024
+            lambda: ServerConnection(routes, routes.limit_for, date, live, limits), host, port, backlog=1024
         )
     except BaseException:
         await runner.cleanup()

@@ -37,6 +37,7 @@ from voxmesh.auth.guard import Call, Guard, api_key_from_body
 from voxmesh.auth.scopes import scope_for
 from voxmesh.errors import InvalidRequest, UpstreamError, VoxmeshError
 from voxmesh.gateway.app import caller_label
+from voxmesh.gateway.cors import CorsPolicy
 from voxmesh.gateway.fastpath.client import ConnectFailed, ConnectionBroken, ConnectionPool
 from voxmesh.gateway.fastpath.h1 import HOP_BY_HOP, header_lines
 from voxmesh.gateway.fastpath.request_id import IdSink
@@ -152,7 +153,9 @@ class HotRoutes:
     """Dispatch: a hot route is validated and forwarded, anything else is relayed."""
 
     def __init__(self, catalog: Catalog, dataplane: DataPlane, relay: Relay, relay_body_limit: int,
-                 activate: Callable[[str], Awaitable[None]] | None = None, guard: Guard | None = None) -> None:
+                 activate: Callable[[str], Awaitable[None]] | None = None, guard: Guard | None = None,
+                 cors: CorsPolicy | None = None) -> None:
+        self.cors = cors if cors is not None and cors.enabled else None
         self.catalog = catalog
         self.guard = guard
         self.activate = activate
@@ -180,6 +183,11 @@ class HotRoutes:
         if route is None:
             await self.relay(req, ex)
             return
+        if self.cors is not None:
+            origin = req.header(b"origin")
+            if origin is not None:
+                ex.extra = [(n.encode(), v.encode("latin-1"))
+                            for n, v in self.cors.headers_for(origin.decode("latin-1"))]  # fmt: skip
         rid_header, trace = req.header(b"x-request-id"), req.header(b"traceparent")
         rid = pick_request_id(None if rid_header is None else rid_header.decode("latin-1"),
                               None if trace is None else trace.decode("latin-1"))
@@ -190,10 +198,13 @@ class HotRoutes:
         try:
             if self.guard is not None:
                 call, scope = self._call(req)
-                await self.guard.check(call, scope)
+                principal = await self.guard.check(call, scope)
                 if call.response_headers:
                     sink = HeaderSink(with_id, call.response_headers)
             await route(req, sink)
+            if call is not None and self.guard is not None and self.guard.settle_hooks:
+                answered = {n.decode("latin-1"): v.decode("latin-1") for n, v in ex.headers}
+                await self.guard.settle(principal, call, ex.status, answered, ex.bytes_sent)
         except VoxmeshError as err:
             if call is not None and call.response_headers and sink is with_id:
                 sink = HeaderSink(with_id, call.response_headers)  # a hook's headers on its own refusal too
@@ -213,7 +224,7 @@ class HotRoutes:
         if authorization is None and self.guard.wants_body_key(scope):
             query = req.url.partition(b"?")[2].decode("latin-1")
             api_key = (parse_qs(query).get("api_key") or [""])[0] or api_key_from_body(_content_type(req), req.body)
-        return Call(req.method, path, path, req.peer, authorization, api_key), scope
+        return Call(req.method, path, path, req.peer, authorization, api_key, req.body, _content_type(req)), scope
 
     async def _forward(self, req: Request, ex: Sink, routed: str, path: str) -> None:
         extra = b"".join(n + b": " + v + b"\r\n" for n, v in req.headers if n.lower() in _PASS)

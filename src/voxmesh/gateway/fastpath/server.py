@@ -12,6 +12,11 @@ What the server does by itself:
   1 MiB), or with the application's 413 when the declared length is over the limit;
 * a body over the limit is discarded as it arrives and the handler sees ``too_large``;
 * a request httptools cannot parse gets a JSON 400 and the connection is closed;
+* request heads are bounded (:class:`HeadLimits`): more than ``max_headers`` headers, or a
+  request line plus headers over ``max_head_bytes``, get 431 (a URL alone over it, 414) and
+  the connection is closed; a head not complete within ``head_timeout_s`` of its first byte
+  gets 408 and the connection is closed (slowloris), and a connection idle for
+  ``idle_timeout_s`` between requests (or before its first) is closed;
 * back-pressure: ``Exchange.write`` waits while the socket's write buffer is over its
   high-water mark (``pause_writing``/``resume_writing``), and raises ``ConnectionResetError``
   once the client has gone.
@@ -28,12 +33,13 @@ import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import httptools
 
 from voxmesh.gateway.fastpath.h1 import HOP_BY_HOP, LAST_CHUNK, DateHeader, chunk, header_lines, response_head
 
-__all__ = ["Exchange", "Handler", "LimitFor", "Request", "ServerConnection"]
+__all__ = ["Exchange", "Handler", "HeadLimits", "LimitFor", "Request", "ServerConnection"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,27 @@ _MAX_QUEUED = 8  # requests parsed ahead of the one being answered before readin
 _BAD_REQUEST = json.dumps(
     {"error": {"type": "invalid_request_error", "message": "malformed HTTP/1.1 request", "param": None}}
 ).encode()
+
+
+@dataclass(frozen=True)
+class HeadLimits:
+    """Bounds on a request head (``VOXMESH_HARDENING__MAX_HEADER_COUNT`` and friends)."""
+
+    max_headers: int = 100
+    max_head_bytes: int = 16 * 1024
+    head_timeout_s: float = 10.0
+    idle_timeout_s: float = 75.0  # a keep-alive connection between requests (or before its first)
+
+
+class _HeadRejected(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _error_body(message: str) -> bytes:
+    return json.dumps({"error": {"type": "invalid_request_error", "message": message, "param": None}}).encode()
 
 
 class Request:
@@ -78,7 +105,8 @@ Handler = Callable[[Request, "Exchange"], Awaitable[None]]
 class Exchange:
     """The answer to one request, written straight to the connection's transport."""
 
-    __slots__ = ("_chunked", "_conn", "_head_only", "keep_alive", "started")
+    __slots__ = ("_chunked", "_conn", "_head_only", "bytes_sent", "extra", "headers", "keep_alive", "started",
+                 "status")
 
     def __init__(self, conn: ServerConnection, keep_alive: bool, head_only: bool) -> None:
         self._conn = conn
@@ -86,14 +114,20 @@ class Exchange:
         self._head_only = head_only
         self._chunked = False
         self.started = False
+        self.extra: Headers = []  # added to the answer's head (e.g. CORS, x-ratelimit-*)
+        # what was answered, for metering after the handler: status, headers, body bytes
+        self.status = 0
+        self.headers: Headers = []
+        self.bytes_sent = 0
 
     async def respond(self, status: int, headers: Headers, body: bytes) -> None:
         conn = self._conn
         if conn.closed or self.started:
             return
         self.started = True
-        head = response_head(status, header_lines(headers, _OUT_SKIP), len(body), keep_alive=self.keep_alive,
-                             date=conn.date.line())  # fmt: skip
+        self.status, self.headers, self.bytes_sent = status, headers, len(body)
+        head = response_head(status, header_lines(headers + self.extra if self.extra else headers, _OUT_SKIP),
+                             len(body), keep_alive=self.keep_alive, date=conn.date.line())  # fmt: skip
         if self._head_only:
             conn.write(head)
         elif len(body) < 16384:
@@ -108,14 +142,16 @@ class Exchange:
         if conn.closed:
             raise ConnectionResetError("the client closed the connection")
         self.started = True
+        self.status, self.headers = status, headers
         self._chunked = length is None and not self._head_only
-        conn.write(response_head(status, header_lines(headers, _OUT_SKIP), length, keep_alive=self.keep_alive,
-                                 date=conn.date.line()))  # fmt: skip
+        lines = header_lines(headers + self.extra if self.extra else headers, _OUT_SKIP)
+        conn.write(response_head(status, lines, length, keep_alive=self.keep_alive, date=conn.date.line()))
 
     async def write(self, data: bytes) -> None:
         conn = self._conn
         if conn.closed:
             raise ConnectionResetError("the client closed the connection")
+        self.bytes_sent += len(data)
         if not self._head_only:
             conn.write(chunk(data) if self._chunked else data)
             await conn.drain()
@@ -134,8 +170,14 @@ class ServerConnection(asyncio.Protocol):
     """One client connection: parse, queue, answer in order."""
 
     def __init__(
-        self, handler: Handler, limit_for: LimitFor, date: DateHeader, live: set[ServerConnection]
+        self, handler: Handler, limit_for: LimitFor, date: DateHeader, live: set[ServerConnection],
+        limits: HeadLimits | None = None,
     ) -> None:
+        self.head_limits = limits or HeadLimits()
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._in_head = False
+        self._head_bytes = 0
+        self._header_count = 0
         self.handler = handler
         self.limit_for = limit_for
         self.date = date
@@ -160,16 +202,58 @@ class ServerConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
         self.live.add(self)
+        self._arm_head_timer(self.head_limits.idle_timeout_s)
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail_parse()
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadRejected):
+                self._reject(exc.__context__.status, exc.__context__.message)
+            else:
+                self._fail_parse()
         except httptools.HttpParserError:
             self._fail_parse()
 
+    # ---- head limits ------------------------------------------------------------------
+    def _arm_head_timer(self, after_s: float) -> None:
+        if self._head_timer is None and not self.closed:
+            loop = asyncio.get_running_loop()
+            self._head_timer = loop.call_later(after_s, self._head_timeout)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timeout(self) -> None:
+        self._head_timer = None
+        if self.closed or self._busy or self._queue:
+            return
+        if self._in_head:
+            self._reject(408, f"request head not received within {self.head_limits.head_timeout_s:g} s")
+        else:
+            self.close()  # idle keep-alive connection: close quietly
+
+    def _reject(self, status: int, message: str) -> None:
+        if not self.closed and not self._busy:
+            body = _error_body(message)
+            head = response_head(status, b"Content-Type: application/json\r\n", len(body), keep_alive=False)
+            self.write(head + body)
+        self.close()
+
+    def _count_head(self, nbytes: int) -> None:
+        self._head_bytes += nbytes
+        if self._head_bytes > self.head_limits.max_head_bytes:
+            raise _HeadRejected(431, f"request head is over {self.head_limits.max_head_bytes} bytes: send fewer "
+                                     "or shorter headers")  # fmt: skip
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
         self.closed = True
         self.live.discard(self)
         self._wake_drain()
@@ -199,18 +283,32 @@ class ServerConnection(asyncio.Protocol):
         self._req = Request(self.peer)
         self._parts = []
         self._size = 0
+        self._in_head = True
+        self._head_bytes = 0
+        self._header_count = 0
+        self._disarm_head_timer()  # the head gets its whole time from its first byte
+        self._arm_head_timer(self.head_limits.head_timeout_s)
 
     def on_url(self, url: bytes) -> None:
         assert self._req is not None
         self._req.url += url
+        if len(self._req.url) > self.head_limits.max_head_bytes:
+            raise _HeadRejected(414, f"request URL is over {self.head_limits.max_head_bytes} bytes")
+        self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self._req is not None
+        self._header_count += 1
+        if self._header_count > self.head_limits.max_headers:
+            raise _HeadRejected(431, f"more than {self.head_limits.max_headers} request headers: send fewer")
+        self._count_head(len(name) + len(value) + 4)
         self._req.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         req = self._req
         assert req is not None
+        self._in_head = False
+        self._disarm_head_timer()
         req.method = self.parser.get_method().decode("ascii")
         self._limit = self.limit_for(req.method, req.path)
         declared = req.header(b"content-length")
@@ -251,6 +349,7 @@ class ServerConnection(asyncio.Protocol):
     def _next(self) -> None:
         if not self._queue or self.closed:
             self._busy = False
+            self._arm_head_timer(self.head_limits.idle_timeout_s)  # idle between requests: bounded too
             return
         self._busy = True
         req = self._queue.popleft()
@@ -286,6 +385,7 @@ class ServerConnection(asyncio.Protocol):
                 raise ConnectionResetError("the client closed the connection")
 
     def close(self) -> None:
+        self._disarm_head_timer()
         if not self.closed:
             self.closed = True
             if self.transport is not None:
