@@ -176,6 +176,7 @@ async def _running_job(e: Env) -> str:
 
 ROWS = [
     Row("GET", "/healthz", 200), Row("GET", "/readyz", 200),
+    Row("GET", "/openapi.json", 200), Row("GET", "/docs", 200), Row("GET", "/v1/usage", 200),
     Row("GET", "/metrics", 200), Row("GET", "/v1/models", 200), Row("GET", "/v1/audio/voices", 200),
     Row("POST", "/v1/audio/speech", 200, body={"model": "tts-1", "input": "Hi.", "voice": "low", "response_format": "wav"}),
     Row("POST", "/translate", 200, body={"q": "Hello", "source": "en", "target": "es"}),

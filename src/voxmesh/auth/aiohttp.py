@@ -52,6 +52,7 @@ def _set_principal(request: web.Request, principal: Principal) -> None:
 
 # bodies the admission hooks count characters in (speech, translation, JSON jobs)
 _COSTED_TYPES = ("application/json", "application/x-www-form-urlencoded")
+_COSTED_MAX = 2 * 1024 * 1024  # larger bodies (big JSON jobs) stream to their route uncounted
 
 
 def auth_middleware(guard: Guard) -> Middleware:
@@ -66,7 +67,7 @@ def auth_middleware(guard: Guard) -> Middleware:
             if api_key is None and request.body_exists:
                 api_key = api_key_from_body(request.content_type, await request.read())
         body, ctype = b"", request.content_type
-        if ctype in _COSTED_TYPES and request.body_exists:
+        if ctype in _COSTED_TYPES and request.body_exists and (request.content_length or 0) <= _COSTED_MAX:
             body = await request.read()  # cached: the handler reads the same bytes
         call = Call(request.method, template, request.path, request.remote, authorization, api_key, body, ctype)
         # admission hooks' headers: added here to what the handler returns, or when a streamed

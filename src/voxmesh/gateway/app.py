@@ -41,6 +41,7 @@ from voxmesh.api.errors import error_middleware
 from voxmesh.api.schemas import SpeechRequest, parse_body
 from voxmesh.auth.aiohttp import install_guard
 from voxmesh.auth.guard import Guard
+from voxmesh.auth.scopes import ROUTES
 from voxmesh.deployments import DeploymentsConfig
 from voxmesh.errors import Conflict, InvalidRequest, NotFound, UnknownModel
 from voxmesh.gateway.canary import CanaryConfig, CanaryPhase, CanaryState
@@ -327,7 +328,8 @@ def build_gateway_app(
     r.add_post("/admin/canaries", gw.start_canary)
     r.add_get("/admin/canaries/{model}", gw.get_canary)
     r.add_get("/v1/usage", usage_handler(gw.admission.meter))
-    setup_openapi_routes(app, scopes)
+    # security per operation from the same table the guard enforces
+    setup_openapi_routes(app, ROUTES if scopes is None else scopes)
     for hook in setup or []:
         hook(app)
     from voxmesh.api.request_id import install

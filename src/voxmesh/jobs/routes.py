@@ -86,7 +86,10 @@ async def _parse_multipart(request: web.Request, limit: int) -> dict[str, Any]:
 async def _parse_json(request: web.Request, limit: int) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise InvalidRequest("send application/json or multipart/form-data (with a 'file' part)")
-    raw = await _read_limited(request.content, limit + 64 * 1024)
+    if request.content.at_eof():  # read already (the auth guard counted its characters)
+        raw = await request.read()
+    else:
+        raw = await _read_limited(request.content, limit + 64 * 1024)
     try:
         body = json.loads(raw or b"null")
     except ValueError as exc:

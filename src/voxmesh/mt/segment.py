@@ -82,7 +82,7 @@ def _split_long(sentence: str, max_chars: int) -> list[str]:
             out.append(piece[:cut])
             piece = piece[cut:]
         out.append(piece)
-    return [p for p in out if p.strip()]
+    return [p for p in out if p]  # whitespace-only pieces stay: segment() keeps them as separators
 
 
 def _sentences(line: str) -> list[str]:

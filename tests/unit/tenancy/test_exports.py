@@ -13,6 +13,7 @@ EXPECTED = {
         "build_admission",
     ],
     "voxmesh.tenancy.admission": ["Admission", "build_admission"],
+    "voxmesh.tenancy.hook": ["LimitsHook"],
     "voxmesh.tenancy.limiter": ["Limiter", "MemoryLimiter"],
     "voxmesh.tenancy.redis_limiter": ["RedisLimiter"],
     "voxmesh.tenancy.http": ["ADMIN_SCOPE", "DEFAULT_TENANT", "PrincipalLike", "principal_of", "read_usage",
