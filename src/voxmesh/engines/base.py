@@ -86,9 +86,12 @@ class Segment:
 
 @dataclass(frozen=True)
 class VoiceMix:
-    """A voice, or a weighted blend of voices (weights sum to 1)."""
+    """A voice, or a weighted blend of voices (weights sum to 1), optionally moved by a style
+    ``offset`` added to every row of the blended table (engines with ``voice_blending`` only:
+    how a matched voice travels from the gateway to the worker)."""
 
     parts: tuple[tuple[str, float], ...]
+    offset: tuple[float, ...] = ()
 
     @classmethod
     def single(cls, voice: str) -> VoiceMix:

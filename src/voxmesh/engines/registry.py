@@ -47,10 +47,19 @@ def _piper(options: Mapping[str, Any]) -> Any:
 
 
 def _kokoro(options: Mapping[str, Any]) -> Any:
+    from voxmesh.api.openai_voices import OPENAI_VOICES
     from voxmesh.engines.kokoro import KokoroEngine
 
-    _check_options("kokoro", options, {"release_memory"})
-    return KokoroEngine(release_memory=_flag("kokoro", options, "release_memory"))
+    _check_options("kokoro", options, {"release_memory", "voices_path", "openai_voices"})
+    path = options.get("voices_path")
+    mapping = options.get("openai_voices") or {}
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        raise ConfigError("engine kokoro: option openai_voices must map OpenAI voice names to voice ids")
+    unknown = sorted(set(mapping) - set(OPENAI_VOICES))
+    if unknown:
+        raise ConfigError(f"engine kokoro: openai_voices has unknown names {unknown}; OpenAI's are {list(OPENAI_VOICES)}")
+    return KokoroEngine(release_memory=_flag("kokoro", options, "release_memory"),
+                        voices_path=Path(path) if path else None, openai_voices=dict(mapping))
 
 
 def _tone(options: Mapping[str, Any]) -> Any:
