@@ -48,6 +48,7 @@ class Stack:
         self.dataplane: Any = None
         self.autoscaler: Any = None
         self.jobs: Any = None
+        self.voices: Any = None
         self.mesh: Any = None
         self.gateway: Gateway | None = None
         self.fast: Any = None  # the fast-path server, when gateway.server == "fast"
@@ -95,6 +96,11 @@ class Stack:
         self.jobs = JobsWiring(s, self)
         await self.jobs.start()
         setup.append(self.jobs.setup_routes)
+        from voxmesh.stack.voices import VoicesWiring
+
+        self.voices = VoicesWiring(self)
+        await self.voices.start()
+        setup.append(self.voices.setup_routes)
         app = build_gateway_app(gateway, setup=setup)
         if s.gateway.server == "fast":
             # the hot routes on a protocol-level server, everything else relayed to the app
@@ -170,6 +176,8 @@ class Stack:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if getattr(self, "voices", None) is not None:
+            await self.voices.stop()
         if self.jobs is not None:
             await self.jobs.stop()
         if self.gateway is not None:

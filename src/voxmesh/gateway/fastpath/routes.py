@@ -36,6 +36,7 @@ from voxmesh.gateway.fastpath.client import ConnectFailed, ConnectionBroken, Con
 from voxmesh.gateway.fastpath.h1 import HOP_BY_HOP, header_lines
 from voxmesh.gateway.fastpath.server import Exchange, Request
 from voxmesh.gateway.fastpath.sink import error_parts
+from voxmesh.voices.ids import is_enrolled_id
 
 if TYPE_CHECKING:
     from voxmesh.gateway.app import Catalog
@@ -168,6 +169,9 @@ class HotRoutes:
         routed = self.catalog.resolve(speech.model)
         if self.catalog.kind_of(routed) != "tts":
             raise InvalidRequest(f"model {speech.model!r} is not a speech model", param="model")
+        if is_enrolled_id(speech.voice):  # the app resolves it for the caller's tenant
+            await self.relay(req, ex)
+            return
         await self._forward(req, ex, routed, "/v1/audio/speech")
 
     async def _translate(self, req: Request, ex: Exchange) -> None:

@@ -1,0 +1,79 @@
+"""Enrolled voices in the running stack: the service on the jobs DB and object store, routes
+on the gateway's app, fitting rendered through the gateway to the kokoro deployment."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from aiohttp import web
+
+from voxmesh.voices.db import VoiceRow
+from voxmesh.voices.fit import FitConfig, FitResult, fit_voice, offset_std
+from voxmesh.voices.render import FIT_TEXTS, HELDOUT_TEXTS, HttpRenderer
+from voxmesh.voices.service import VoiceService
+
+__all__ = ["VoicesWiring"]
+
+log = logging.getLogger(__name__)
+
+
+class VoicesWiring:
+    """Built after the jobs wiring (it shares its DB engine and object store)."""
+
+    def __init__(self, stack: Any, *, walk_steps: int = 8, top_k: int = 4) -> None:
+        self.stack = stack
+        self.walk_steps = walk_steps
+        self.top_k = top_k
+        self.service: VoiceService | None = None
+        self._std: tuple[float, ...] | None = None
+
+    def kokoro_models(self) -> list[str]:
+        return [d.name for d in self.stack.config.deployments if str(d.engine) == "kokoro"]
+
+    def _offset_std(self) -> tuple[float, ...]:
+        if self._std is None:
+            from voxmesh.engines.kokoro_voices import VoicePackError, default_pack_path, load_pack
+
+            try:
+                pack = load_pack(default_pack_path())
+            except VoicePackError:
+                pack = None
+            self._std = offset_std(list(pack.values())) if pack else ()
+        return self._std
+
+    async def start(self) -> None:
+        from voxmesh.voices.db import VoiceDB
+        from voxmesh.voices.encoder import VoiceFilterLiteEncoder
+
+        jobs = self.stack.jobs.jobs
+        self.service = VoiceService(VoiceDB(jobs.db.engine), jobs.store, VoiceFilterLiteEncoder(),
+                                    self._fit, models=self.kokoro_models)
+
+    async def _fit(self, row: VoiceRow, emb: npt.NDArray[np.float32],
+                   progress: Callable[[str, int, int], Awaitable[None]]) -> FitResult:
+        assert self.service is not None
+        language = (row.language or "en").split("-")[0].lower()
+        voices = [v["id"] for v in self.stack.catalog.voices.get(row.model, [])]
+        renderer = HttpRenderer(self.stack.url, row.model, language)
+        # the enrolment's own transcript is the natural fitting text; the held-out text never is
+        cfg = FitConfig(row.transcript or FIT_TEXTS[language], HELDOUT_TEXTS[language], tuple(voices),
+                        self._offset_std(), top_k=self.top_k, walk_steps=self.walk_steps)
+        try:
+            return await fit_voice(emb, renderer, self.service.encoder, cfg, rng=random.Random(), progress=progress)
+        finally:
+            await renderer.close()
+
+    def setup_routes(self, app: web.Application) -> None:
+        from voxmesh.voices.routes import setup_voice_routes
+
+        assert self.service is not None
+        setup_voice_routes(app, self.service)
+
+    async def stop(self) -> None:
+        if self.service is not None:
+            await self.service.close()
