@@ -13,7 +13,7 @@ import numpy.typing as npt
 from aiohttp import web
 
 from voxmesh.voices.db import VoiceRow
-from voxmesh.voices.fit import FitConfig, FitResult, fit_voice, offset_std
+from voxmesh.voices.fit import FitConfig, FitResult, fit_voice, offset_std, stock_embeddings_for
 from voxmesh.voices.render import FIT_TEXTS, HELDOUT_TEXTS, HttpRenderer
 from voxmesh.voices.service import VoiceService
 
@@ -31,6 +31,7 @@ class VoicesWiring:
         self.top_k = top_k
         self.service: VoiceService | None = None
         self._std: tuple[float, ...] | None = None
+        self._stock: dict[tuple[str, str, tuple[str, ...]], dict[str, npt.NDArray[np.float32]]] = {}
 
     def kokoro_models(self) -> list[str]:
         return [d.name for d in self.stack.config.deployments if str(d.engine) == "kokoro"]
@@ -60,11 +61,16 @@ class VoicesWiring:
         language = (row.language or "en").split("-")[0].lower()
         voices = [v["id"] for v in self.stack.catalog.voices.get(row.model, [])]
         renderer = HttpRenderer(self.stack.url, row.model, language)
-        # the enrolment's own transcript is the natural fitting text; the held-out text never is
-        cfg = FitConfig(row.transcript or FIT_TEXTS[language], HELDOUT_TEXTS[language], tuple(voices),
+        # One fixed fitting text per language (the speaker embedding is text-independent), so the
+        # stock voices' embeddings are rendered once per model and language and reused.
+        cfg = FitConfig(FIT_TEXTS[language], HELDOUT_TEXTS[language], tuple(voices),
                         self._offset_std(), top_k=self.top_k, walk_steps=self.walk_steps)
         try:
-            return await fit_voice(emb, renderer, self.service.encoder, cfg, rng=random.Random(), progress=progress)
+            key = (row.model, language, tuple(voices))
+            if key not in self._stock:
+                self._stock[key] = await stock_embeddings_for(voices, cfg.fit_text, renderer, self.service.encoder)
+            return await fit_voice(emb, renderer, self.service.encoder, cfg, rng=random.Random(), progress=progress,
+                                   stock_embeddings=self._stock[key])
         finally:
             await renderer.close()
 

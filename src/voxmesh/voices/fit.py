@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from voxmesh.voices.encoder import SpeakerEncoder, cosine
 
-__all__ = ["FitConfig", "FitResult", "Progress", "Render", "Style", "fit_voice"]
+__all__ = ["FitConfig", "FitResult", "Progress", "Render", "Style", "fit_voice", "offset_std", "stock_embeddings_for"]
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,13 @@ def _blend(best: str, other: str, a: float) -> Style:
 
 
 async def fit_voice(reference: npt.NDArray[np.float32], render: Render, encoder: SpeakerEncoder, cfg: FitConfig,
-                    *, rng: random.Random, progress: Progress | None = None) -> FitResult:
-    """Fit a style to the speaker of ``reference`` (an embedding by ``encoder``); see the module doc."""
+                    *, rng: random.Random, progress: Progress | None = None,
+                    stock_embeddings: Mapping[str, npt.NDArray[np.float32]] | None = None) -> FitResult:
+    """Fit a style to the speaker of ``reference`` (an embedding by ``encoder``); see the module doc.
+
+    ``stock_embeddings`` (voice id -> embedding of that stock voice rendering ``cfg.fit_text``)
+    skips step 1's renders for the voices it has: they are the same for every reference, so a
+    caller that fits many voices on one text computes them once (:func:`stock_embeddings_for`)."""
     if not cfg.candidates:
         raise ValueError("no candidate voices to fit from")
     scorer = _Scorer(reference, render, encoder)
@@ -131,7 +136,11 @@ async def fit_voice(reference: npt.NDArray[np.float32], render: Render, encoder:
 
     stock: dict[str, float] = {}
     for vid in cfg.candidates:
-        stock[vid] = await scorer.score(Style(((vid, 1.0),)), cfg.fit_text)
+        cached = (stock_embeddings or {}).get(vid)
+        if cached is not None:
+            stock[vid] = cosine(reference, cached)
+        else:
+            stock[vid] = await scorer.score(Style(((vid, 1.0),)), cfg.fit_text)
         await tick("stock")
     ranked = sorted(stock, key=lambda v: -stock[v])
     best_id = ranked[0]
@@ -162,6 +171,16 @@ async def fit_voice(reference: npt.NDArray[np.float32], render: Render, encoder:
     await tick("report")
     return FitResult(best, encoder.name, best_id, stock, best_score, stock[best_id], held, stock_held,
                      scorer.renders, steps)
+
+
+async def stock_embeddings_for(voices: Sequence[str], text: str, render: Render,
+                               encoder: SpeakerEncoder) -> dict[str, npt.NDArray[np.float32]]:
+    """Embeddings of each stock voice rendering ``text`` (step 1's cache)."""
+    out: dict[str, npt.NDArray[np.float32]] = {}
+    for vid in voices:
+        pcm = await render(Style(((vid, 1.0),)), text)
+        out[vid] = await asyncio.to_thread(encoder.embed, pcm)
+    return out
 
 
 def offset_std(tables: Sequence[npt.NDArray[np.float32]]) -> tuple[float, ...]:

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import numpy.typing as npt
 
-from voxmesh.voices.fit import FitConfig, Style, fit_voice, offset_std
+from voxmesh.voices.fit import FitConfig, Style, fit_voice, offset_std, stock_embeddings_for
 
 rng = np.random.default_rng(1)
 TABLES = {f"af_{i}": rng.standard_normal((510, 256)).astype(np.float32) for i in range(6)}
@@ -74,3 +74,24 @@ def test_no_walk_without_offset_scale() -> None:
     cfg = FitConfig("fit", "held", ("af_0", "af_1"), (), top_k=1, alphas=(0.5,), walk_steps=5)
     result = asyncio.run(fit_voice(effective(Style((("af_0", 1.0),))), render, Identity(), cfg, rng=random.Random(0)))
     assert result.renders == 2 + 1 + 2 and result.style.offset == ()
+
+
+def test_cached_stock_embeddings_skip_their_renders() -> None:
+    calls: list[Style] = []
+
+    async def render(style: Style, text: str) -> npt.NDArray[np.float32]:
+        calls.append(style)
+        return effective(style)
+
+    async def go() -> tuple[object, object]:
+        cache = await stock_embeddings_for(list(TABLES), "fit", render, Identity())
+        calls.clear()
+        cfg = FitConfig("fit", "held", tuple(TABLES), (), top_k=1, alphas=(0.5,), walk_steps=0)
+        target = effective(Style((("af_5", 1.0),)))
+        cached = await fit_voice(target, render, Identity(), cfg, rng=random.Random(0), stock_embeddings=cache)
+        fresh = await fit_voice(target, render, Identity(), cfg, rng=random.Random(0))
+        return cached, fresh
+
+    cached, fresh = asyncio.run(go())
+    assert cached.renders == 1 + 2 and fresh.renders == 6 + 1 + 2  # type: ignore[attr-defined]
+    assert cached.stock_scores == fresh.stock_scores  # type: ignore[attr-defined]
