@@ -19,6 +19,7 @@ __all__ = [
     "EMOTIONS",
     "SAMPLE_RATES",
     "SpeechRequest",
+    "VoiceReference",
     "VoiceStyle",
     "parse_body",
 ]
@@ -56,6 +57,17 @@ class VoiceStyle(BaseModel):
         return value
 
 
+class VoiceReference(BaseModel):
+    """A clip to clone (engines with voice cloning): base64 of a 16 kHz mono 16-bit WAV of at
+    most 30 s, and its transcript. The gateway puts an enrolled voice here for cloning
+    deployments; it overrides ``voice``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio: str = Field(min_length=1, max_length=1_400_000)
+    transcript: str = Field(default="", max_length=2000)
+
+
 class SpeechRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
@@ -75,6 +87,7 @@ class SpeechRequest(BaseModel):
     language: str | None = Field(default=None, max_length=16)
     emotion: Emotion = "neutral"
     voice_style: VoiceStyle | None = None
+    voice_reference: VoiceReference | None = None
     sample_rate: Literal[16000, 22050, 24000, 44100, 48000] | None = None
     pronunciations: dict[str, str] = Field(
         default_factory=dict,

@@ -33,6 +33,7 @@ pause by punctuation -> resample to ``plan.sample_rate`` (default: the engine's 
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
 
@@ -45,7 +46,7 @@ from voxmesh.audio.encoding import CONTENT_TYPES, StreamEncoder, make_encoder
 from voxmesh.audio.prosody import Prosody, apply_prosody, blend_voice, prosody_for, time_stretch
 from voxmesh.audio.resample import SUPPORTED_RATES, resample
 from voxmesh.audio.stitch import pause_after, trim_silence, with_pause
-from voxmesh.engines.base import Interrupt, Pcm, Segment, Span, TtsEngine, VoiceMix
+from voxmesh.engines.base import Interrupt, Pcm, Reference, Segment, Span, TtsEngine, VoiceMix
 from voxmesh.errors import InvalidRequest, UnknownVoice, UnsupportedFormat, UnsupportedLanguage
 from voxmesh.text.chunking import chunk_text
 from voxmesh.text.normalize import normalize
@@ -90,6 +91,14 @@ def _resolve_voice(req: SpeechRequest, engine: TtsEngine, language: str) -> Voic
     valid = [v.id for v in voices]
     default_for = getattr(engine, "default_voice", None)  # engines with a voice per language
     default = default_for(language) if default_for is not None else voices[0].id
+    if req.voice_reference is not None:
+        if not engine.capabilities().voice_cloning:
+            raise InvalidRequest(f"engine {engine.name} cannot clone a reference voice", param="voice")
+        try:
+            wav = base64.b64decode(req.voice_reference.audio, validate=True)
+        except ValueError as exc:
+            raise InvalidRequest("voice_reference.audio must be base64", param="voice_reference") from exc
+        return VoiceMix(((voices[0].id, 1.0),), reference=Reference(wav, req.voice_reference.transcript))
     if req.voice_style is not None:
         if not engine.capabilities().voice_blending:
             raise InvalidRequest(f"engine {engine.name} cannot take a voice style (enrolled voices need kokoro)",
