@@ -36,6 +36,9 @@ class VoicesWiring:
     def kokoro_models(self) -> list[str]:
         return [d.name for d in self.stack.config.deployments if str(d.engine) == "kokoro"]
 
+    def cloning_models(self) -> list[str]:
+        return [d.name for d in self.stack.config.deployments if str(d.engine) == "cosyvoice"]
+
     def _offset_std(self) -> tuple[float, ...]:
         if self._std is None:
             from voxmesh.engines.kokoro_voices import VoicePackError, default_pack_path, load_pack
@@ -53,7 +56,7 @@ class VoicesWiring:
 
         jobs = self.stack.jobs.jobs
         self.service = VoiceService(VoiceDB(jobs.db.engine), jobs.store, VoiceFilterLiteEncoder(),
-                                    self._fit, models=self.kokoro_models)
+                                    self._fit, models=self.kokoro_models, cloning_models=self.cloning_models)
 
     async def _fit(self, row: VoiceRow, emb: npt.NDArray[np.float32],
                    progress: Callable[[str, int, int], Awaitable[None]]) -> FitResult:

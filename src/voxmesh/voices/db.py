@@ -79,7 +79,9 @@ class VoiceRow:
             "transcript": self.transcript, "status": self.state.value, "stage": self.stage,
             "progress": round(self.progress, 3), "created_at": int(self.created_at),
             "consent_at": int(self.consent_at), "clip": self.clip, "report": self.report, "error": self.error,
-            "kind": "enrolled", "method": "voice matching (Kokoro style fit)",
+            "kind": "enrolled",
+            "method": "voice matching (Kokoro style fit)" if self.style is not None or self.report is None
+            or "best_stock" in self.report else "zero-shot cloning (remote engine)",
         }
 
 

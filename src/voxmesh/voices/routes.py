@@ -107,8 +107,8 @@ async def resolve_speech_body(request: web.Request, voice: object, body: bytes) 
     service = request.app.get(VOICES_KEY)
     if service is None or not is_enrolled_id(voice):
         return body
-    style = await service.resolve(tenant_of(request), str(voice))
+    fields = await service.resolve(tenant_of(request), str(voice))
     data = json.loads(body)
     data["voice"] = "default"
-    data["voice_style"] = style
+    data.update(fields)
     return json.dumps(data).encode()

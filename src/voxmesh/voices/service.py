@@ -19,6 +19,7 @@ time is stored with the voice. Voices are tenant-owned: another tenant gets 404.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import io
 import json
@@ -69,17 +70,35 @@ class Enrolment:
     language: str | None = None
 
 
+def _wav16k(pcm: npt.NDArray[np.float32]) -> bytes:
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(pcm, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+    return buf.getvalue()
+
+
 class VoiceService:
     def __init__(self, db: VoiceDB, store: ObjectStore, encoder: SpeakerEncoder, fitter: Fitter | None, *,
-                 models: Callable[[], list[str]], clock: Clock = wall, limits: Limits | None = None) -> None:
+                 models: Callable[[], list[str]], cloning_models: Callable[[], list[str]] = list,
+                 clock: Clock = wall, limits: Limits | None = None) -> None:
         self.db = db
         self.store = store
         self.encoder = encoder
         self.fitter = fitter
-        self.models = models  # deployments that take enrolled voices (kokoro)
+        self.matching_models = models  # kokoro deployments: voice matching (a fitted style)
+        self.cloning_models = cloning_models  # cloning engines (cosyvoice): the reference itself
         self.clock = clock
         self.limits = limits or Limits()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def models(self) -> list[str]:
+        """Deployments that take enrolled voices."""
+        return [*self.matching_models(), *self.cloning_models()]
 
     # -- create ---------------------------------------------------------------------------
     def _check(self, req: Enrolment) -> None:
@@ -90,12 +109,15 @@ class VoiceService:
             raise InvalidRequest("name must be 1-100 characters", param="name")
         if req.transcript is not None and len(req.transcript) > 2000:
             raise InvalidRequest("transcript must be at most 2000 characters", param="transcript")
-        if req.language is not None and req.language.split("-")[0].lower() not in ("en", "zh", "ja"):
-            raise InvalidRequest("language must be en, zh or ja", param="language")
+        if req.language is not None and req.language.split("-")[0].lower() not in ("en", "zh", "ja", "ko"):
+            raise InvalidRequest("language must be en, zh or ja (ko for cloning engines)", param="language")
         allowed = self.models()
         if req.model not in allowed:
             raise InvalidRequest(f"model {req.model!r} cannot take enrolled voices; use one of {allowed or 'none'} "
-                                 "(kokoro deployments)", param="model")
+                                 "(kokoro or cloning deployments)", param="model")
+        if req.model in self.cloning_models() and not (req.transcript or "").strip():
+            raise InvalidRequest("a cloning engine needs the clip's transcript: add the form field 'transcript'",
+                                 param="transcript")
 
     async def create(self, tenant: str, req: Enrolment) -> VoiceRow:
         self._check(req)
@@ -116,6 +138,12 @@ class VoiceService:
             "updated_at": now, "audio_key": audio_key, "embedding_key": emb_key,
             "clip": {**report.as_dict(), "encoder": self.encoder.name},
         })
+        if req.model in self.cloning_models():
+            # nothing to fit: the engine clones the (validated, 16 kHz) reference per request
+            await self.store.put(f"{prefix}/reference16k.wav", _wav16k(pcm), content_type="audio/wav")
+            await self.db.transition(voice_id, VoiceEvent.FITTED, self.clock(), progress=1.0, stage="done",
+                                     report={"method": "zero-shot cloning by the deployment's engine"})
+            return await self.db.get(tenant, voice_id)
         if self.fitter is not None:
             self._tasks[voice_id] = asyncio.ensure_future(self._fit(row, emb))
         return row
@@ -158,21 +186,25 @@ class VoiceService:
         if task is not None:
             task.cancel()
         prefix = row.audio_key.rsplit("/", 1)[0]
-        for key in (row.audio_key, row.embedding_key, f"{prefix}/style.json"):
+        for key in (row.audio_key, row.embedding_key, f"{prefix}/style.json", f"{prefix}/reference16k.wav"):
             if key:
                 await self.store.delete(key)
         await self.db.delete(tenant, voice_id)
         return row
 
     async def resolve(self, tenant: str, voice_id: str) -> dict[str, Any]:
-        """The ``voice_style`` payload the worker takes for an enrolled voice (READY only)."""
+        """The speech-body fields that carry an enrolled voice to the worker (READY only):
+        ``voice_style`` (voice matching) or ``voice_reference`` (cloning deployments)."""
         row = await self.get(tenant, voice_id)
+        if row.model in self.cloning_models():
+            wav = await self.store.get(f"{row.audio_key.rsplit('/', 1)[0]}/reference16k.wav")
+            return {"voice_reference": {"audio": base64.b64encode(wav).decode(), "transcript": row.transcript or ""}}
         if row.state is VoiceState.FITTING:
             raise Conflict(f"voice {voice_id} is still being fitted ({row.progress:.0%}): poll "
                            f"GET /v1/audio/voices/{voice_id} until status is ready")
         if row.state is VoiceState.FAILED or row.style is None:
             raise Conflict(f"voice {voice_id} failed to fit ({row.error}): delete it and enrol again")
-        return row.style
+        return {"voice_style": row.style}
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())

@@ -5,8 +5,11 @@ is a stand-in that echoes the body it would forward; the DB is real SQLite, migr
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import warnings
+import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -88,8 +91,9 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         await release.wait()
         return FitResult(STYLE, "spectral-stats", "af_heart", {"af_heart": 0.5}, 0.7, 0.5, 0.6, 0.45, 4)
 
-    service = VoiceService(VoiceDB(engine), store, SpectralEncoder(), fitter, models=lambda: ["tts-multi"])
-    catalog = Catalog.from_config(DeploymentsConfig(), {"tts-multi": "tts", "tts-en": "tts"})
+    service = VoiceService(VoiceDB(engine), store, SpectralEncoder(), fitter, models=lambda: ["tts-multi"],
+                           cloning_models=lambda: ["tts-clone"])
+    catalog = Catalog.from_config(DeploymentsConfig(), {"tts-multi": "tts", "tts-en": "tts", "tts-clone": "tts"})
     catalog.voices["tts-multi"] = [{"id": "af_heart", "name": "Heart"}]
     gw = Gateway(Settings(), EchoPlane(), catalog)
     app = build_gateway_app(gw, setup=[lambda a: setup_voice_routes(a, service)])
@@ -184,3 +188,22 @@ async def test_delete_while_fitting_leaves_nothing(harness: Harness) -> None:
     harness.release.set()
     await asyncio.sleep(0.05)
     assert harness.store.objects == {}
+
+
+async def test_cloning_deployment_gets_the_reference_itself(harness: Harness) -> None:
+    h = harness
+    missing = await h.enrol(model="tts-clone")
+    assert missing.status == 400 and "transcript" in (await missing.json())["error"]["message"]
+    resp = await h.enrol(model="tts-clone", transcript="the words of the clip")
+    voice = await resp.json()
+    assert resp.status == 202 and voice["status"] == "ready" and voice["method"].startswith("zero-shot cloning")
+    speech = {"model": "tts-clone", "input": "Hi", "voice": voice["id"]}
+    ok = await h.client.post("/v1/audio/speech", json=speech, headers={"X-Test-Tenant": "acme"})
+    ref = (await ok.json())["body"]["voice_reference"]
+    wav = base64.b64decode(ref["audio"])
+    with wave.open(io.BytesIO(wav)) as w:
+        assert w.getframerate() == 16000 and w.getnchannels() == 1 and 4.9 < w.getnframes() / 16000 < 5.1
+    assert ref["transcript"] == "the words of the clip" and "voice_style" not in (await ok.json())["body"]
+    assert len(h.store.objects) == 3
+    await h.client.delete(f"/v1/audio/voices/{voice['id']}", headers={"X-Test-Tenant": "acme"})
+    assert h.store.objects == {}
