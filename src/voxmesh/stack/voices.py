@@ -16,6 +16,7 @@ from voxmesh.voices.db import VoiceRow
 from voxmesh.voices.fit import FitConfig, FitResult, fit_voice, offset_std, stock_embeddings_for
 from voxmesh.voices.render import FIT_TEXTS, HELDOUT_TEXTS, HttpRenderer
 from voxmesh.voices.service import VoiceService
+from voxmesh.voices.validate import Limits
 
 __all__ = ["VoicesWiring"]
 
@@ -25,10 +26,9 @@ log = logging.getLogger(__name__)
 class VoicesWiring:
     """Built after the jobs wiring (it shares its DB engine and object store)."""
 
-    def __init__(self, stack: Any, *, walk_steps: int = 8, top_k: int = 4) -> None:
+    def __init__(self, stack: Any) -> None:
         self.stack = stack
-        self.walk_steps = walk_steps
-        self.top_k = top_k
+        self.cfg = stack.settings.voices
         self.service: VoiceService | None = None
         self._std: tuple[float, ...] | None = None
         self._stock: dict[tuple[str, str, tuple[str, ...]], dict[str, npt.NDArray[np.float32]]] = {}
@@ -56,18 +56,21 @@ class VoicesWiring:
 
         jobs = self.stack.jobs.jobs
         self.service = VoiceService(VoiceDB(jobs.db.engine), jobs.store, VoiceFilterLiteEncoder(),
-                                    self._fit, models=self.kokoro_models, cloning_models=self.cloning_models)
+                                    self._fit, models=self.kokoro_models, cloning_models=self.cloning_models,
+                                    limits=Limits(max_bytes=self.cfg.max_upload_bytes))
 
     async def _fit(self, row: VoiceRow, emb: npt.NDArray[np.float32],
                    progress: Callable[[str, int, int], Awaitable[None]]) -> FitResult:
         assert self.service is not None
         language = (row.language or "en").split("-")[0].lower()
         voices = [v["id"] for v in self.stack.catalog.voices.get(row.model, [])]
+        if self.cfg.candidates:
+            voices = [v for v in voices if v in self.cfg.candidates]
         renderer = HttpRenderer(self.stack.url, row.model, language)
         # One fixed fitting text per language (the speaker embedding is text-independent), so the
         # stock voices' embeddings are rendered once per model and language and reused.
         cfg = FitConfig(FIT_TEXTS[language], HELDOUT_TEXTS[language], tuple(voices),
-                        self._offset_std(), top_k=self.top_k, walk_steps=self.walk_steps)
+                        self._offset_std(), top_k=self.cfg.top_k, walk_steps=self.cfg.walk_steps)
         try:
             key = (row.model, language, tuple(voices))
             if key not in self._stock:
