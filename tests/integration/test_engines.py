@@ -159,7 +159,7 @@ def test_kokoro_languages_and_blend(kokoro: KokoroEngine) -> None:
         pcm = kokoro.synthesize_segment(Segment((Span(text),), lang), blend, 1.0, threads=1)
         assert 0.4 < _seconds(pcm, 24000) < 4.0, lang
         assert np.max(np.abs(pcm)) > 0.05
-    with pytest.raises(UnknownVoice, match="valid voices: .*jf_alpha"):
+    with pytest.raises(UnknownVoice, match=r"valid voices: .*jf_alpha"):
         kokoro.synthesize_segment(Segment((Span("hi"),), "en"), VoiceMix.single("xf_nobody"), 1.0)
     assert kokoro.phonemize("今日は良い天気です。", "ja")
 
