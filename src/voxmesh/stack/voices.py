@@ -74,7 +74,9 @@ class VoicesWiring:
         try:
             key = (row.model, language, tuple(voices))
             if key not in self._stock:
-                self._stock[key] = await stock_embeddings_for(voices, cfg.fit_text, renderer, self.service.encoder)
+                # once per model and language: the first enrolment reports it as its own stage
+                self._stock[key] = await stock_embeddings_for(voices, cfg.fit_text, renderer, self.service.encoder,
+                                                              progress)
             return await fit_voice(emb, renderer, self.service.encoder, cfg, rng=random.Random(), progress=progress,
                                    stock_embeddings=self._stock[key])
         finally:

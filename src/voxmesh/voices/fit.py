@@ -173,13 +173,16 @@ async def fit_voice(reference: npt.NDArray[np.float32], render: Render, encoder:
                      scorer.renders, steps)
 
 
-async def stock_embeddings_for(voices: Sequence[str], text: str, render: Render,
-                               encoder: SpeakerEncoder) -> dict[str, npt.NDArray[np.float32]]:
-    """Embeddings of each stock voice rendering ``text`` (step 1's cache)."""
+async def stock_embeddings_for(voices: Sequence[str], text: str, render: Render, encoder: SpeakerEncoder,
+                               progress: Progress | None = None) -> dict[str, npt.NDArray[np.float32]]:
+    """Embeddings of each stock voice rendering ``text`` (step 1's cache); ``progress`` gets
+    ("stock-cache", done, total)."""
     out: dict[str, npt.NDArray[np.float32]] = {}
-    for vid in voices:
+    for i, vid in enumerate(voices, 1):
         pcm = await render(Style(((vid, 1.0),)), text)
         out[vid] = await asyncio.to_thread(encoder.embed, pcm)
+        if progress is not None:
+            await progress("stock-cache", i, len(voices))
     return out
 
 
