@@ -3,6 +3,7 @@ on the gateway's app, fitting rendered through the gateway to the kokoro deploym
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ class VoicesWiring:
         self.cfg = stack.settings.voices
         self.service: VoiceService | None = None
         self._std: tuple[float, ...] | None = None
+        self._stock_lock = asyncio.Lock()
         self._stock: dict[tuple[str, str, tuple[str, ...]], dict[str, npt.NDArray[np.float32]]] = {}
 
     def kokoro_models(self) -> list[str]:
@@ -73,10 +75,11 @@ class VoicesWiring:
                         self._offset_std(), top_k=self.cfg.top_k, walk_steps=self.cfg.walk_steps)
         try:
             key = (row.model, language, tuple(voices))
-            if key not in self._stock:
-                # once per model and language: the first enrolment reports it as its own stage
-                self._stock[key] = await stock_embeddings_for(voices, cfg.fit_text, renderer, self.service.encoder,
-                                                              progress)
+            async with self._stock_lock:  # concurrent first enrolments compute the cache once
+                if key not in self._stock:
+                    # once per model and language: the first enrolment reports it as its own stage
+                    self._stock[key] = await stock_embeddings_for(voices, cfg.fit_text, renderer,
+                                                                  self.service.encoder, progress)
             return await fit_voice(emb, renderer, self.service.encoder, cfg, rng=random.Random(), progress=progress,
                                    stock_embeddings=self._stock[key])
         finally:
