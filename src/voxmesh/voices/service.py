@@ -115,6 +115,8 @@ class VoiceService:
         if req.model not in allowed:
             raise InvalidRequest(f"model {req.model!r} cannot take enrolled voices; use one of {allowed or 'none'} "
                                  "(kokoro or cloning deployments)", param="model")
+        if req.model not in self.cloning_models() and (req.language or "en").split("-")[0].lower() == "ko":
+            raise InvalidRequest("voice matching (kokoro) speaks en, zh or ja", param="language")
         if req.model in self.cloning_models() and not (req.transcript or "").strip():
             raise InvalidRequest("a cloning engine needs the clip's transcript: add the form field 'transcript'",
                                  param="transcript")
