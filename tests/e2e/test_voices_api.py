@@ -17,7 +17,6 @@ import wave
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from openai import OpenAI
 from tests.e2e.conftest import RunningStack, free_port, wait_ready
@@ -77,15 +76,25 @@ def seconds(wav_bytes: bytes) -> float:
         return w.getnframes() / w.getframerate()
 
 
-def call(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+def call(method: str, url: str, body: dict[str, Any] | bytes | None = None,
+         content_type: str = "application/json") -> tuple[int, Any]:
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(req, timeout=120) as r:
             raw = r.read()
             return r.status, json.loads(raw) if r.headers.get("Content-Type", "").startswith("application/json") else raw
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def multipart(fields: dict[str, str], audio: bytes) -> tuple[bytes, str]:
+    b = "voxmesh-e2e-boundary"
+    out = b"".join(f'--{b}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                   for k, v in fields.items())
+    out += (f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="joe.wav"\r\n'
+            "Content-Type: audio/wav\r\n\r\n").encode() + audio + f"\r\n--{b}--\r\n".encode()
+    return out, f"multipart/form-data; boundary={b}"
 
 
 def test_openai_names_instructions_and_alias(stack: RunningStack) -> None:
@@ -97,7 +106,7 @@ def test_openai_names_instructions_and_alias(stack: RunningStack) -> None:
     assert seconds(quick.content) < 0.9 * seconds(plain.content)  # x1.25 speed and x1.08 (happy)
     piper = client.audio.speech.create(model="tts-1", voice="nova", input="Hello.", response_format="wav")
     assert seconds(piper.content) > 0.3  # Piper's single voice answers any OpenAI name
-    listing = client.get("/audio/voices", cast_to=httpx.Response).json()  # type: ignore[arg-type]
+    listing = call("GET", stack.url + "/v1/audio/voices")[1]
     ids = [v["id"] for v in listing["models"]["tts-multi"]]
     assert len(ids) == 54 and {"af_alloy", "am_echo", "bm_fable", "af_nova", "am_onyx"} <= set(ids)
 
@@ -107,17 +116,16 @@ def test_enrol_match_speak_job_delete(stack: RunningStack) -> None:
     clip = client.audio.speech.create(
         model="tts-1", voice="joe", response_format="wav",
         input="The stale smell of old beer lingers. It takes heat to bring out the odor. A cold dip restores health.")
-    files = {"file": ("joe.wav", clip.content, "audio/wav")}
     data = {"name": "Joe", "consent": "true", "language": "en", "model": "tts-multi"}
-    refused = httpx.post(stack.url + "/v1/audio/voices", files=files, data={**data, "consent": "false"}, timeout=60)
-    assert refused.status_code == 400 and "consent" in refused.json()["error"]["message"]
-    resp = httpx.post(stack.url + "/v1/audio/voices", files=files, data=data, timeout=60)
-    assert resp.status_code == 202, resp.text
-    vid = resp.json()["id"]
+    status, refused = call("POST", stack.url + "/v1/audio/voices", *multipart({**data, "consent": "false"}, clip.content))
+    assert status == 400 and "consent" in refused["error"]["message"]
+    status, created = call("POST", stack.url + "/v1/audio/voices", *multipart(data, clip.content))
+    assert status == 202, created
+    vid = created["id"]
     deadline = time.monotonic() + 600
     voice: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        voice = httpx.get(f"{stack.url}/v1/audio/voices/{vid}", timeout=30).json()
+        voice = call("GET", f"{stack.url}/v1/audio/voices/{vid}")[1]
         if voice["status"] != "fitting":
             break
         time.sleep(2)
@@ -140,9 +148,8 @@ def test_enrol_match_speak_job_delete(stack: RunningStack) -> None:
         job = call("GET", f"{stack.url}/v1/jobs/{job['id']}")[1]
     assert job["state"] == "succeeded", job
 
-    assert httpx.delete(f"{stack.url}/v1/audio/voices/{vid}", timeout=30).status_code == 200
-    assert httpx.get(f"{stack.url}/v1/audio/voices/{vid}", timeout=30).status_code == 404
-    gone = httpx.post(stack.url + "/v1/audio/speech", json={"model": "tts-multi", "input": "x", "voice": vid})
-    assert gone.status_code == 404
+    assert call("DELETE", f"{stack.url}/v1/audio/voices/{vid}")[0] == 200
+    assert call("GET", f"{stack.url}/v1/audio/voices/{vid}")[0] == 404
+    assert call("POST", stack.url + "/v1/audio/speech", {"model": "tts-multi", "input": "x", "voice": vid})[0] == 404
     left = list((stack.data_dir / "objects" / "voices").rglob("*")) if (stack.data_dir / "objects").exists() else []
     assert not [p for p in left if p.is_file()]
