@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from voxmesh.audio.resample import resample  # noqa: E402
 from voxmesh.voices.encoder import VoiceFilterLiteEncoder, cosine  # noqa: E402
 from voxmesh.voices.fit import FitConfig, Style, fit_voice, offset_std, stock_embeddings_for  # noqa: E402
-from voxmesh.voices.render import FIT_TEXTS, HELDOUT_TEXTS, EngineRenderer  # noqa: E402
+from voxmesh.voices.render import FIT_TEXTS, HELDOUT_TEXTS, VALIDATION_TEXTS, EngineRenderer  # noqa: E402
 
 ENROL_TEXT = ("The stale smell of old beer lingers. It takes heat to bring out the odor. "
               "A cold dip restores health and zest.")
@@ -115,6 +115,7 @@ async def main() -> None:
     ap.add_argument("--walk", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--judge", choices=["same", "resemblyzer"], default="same")
+    ap.add_argument("--no-validate", action="store_true", help="skip the fit's validation-text check")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
@@ -152,7 +153,7 @@ async def main() -> None:
     refs = dict(list(refs.items())[: args.speakers])
     voices = sorted(pack)
     cfg = FitConfig(FIT_TEXTS["en"], held, tuple(voices), offset_std(list(pack.values())), top_k=args.top_k,
-                    walk_steps=args.walk)
+                    walk_steps=args.walk, validation_text=None if args.no_validate else VALIDATION_TEXTS["en"])
     t1 = time.time()
     stock = {k: await stock_embeddings_for(voices, cfg.fit_text, render, e) for k, e in encoders.items()}
     stock_s = time.time() - t1
@@ -184,6 +185,7 @@ async def main() -> None:
                 "norm_stock": norm(s_), "norm_matched": norm(m),
                 "wer_ref": wer(asr, held_pcm, held), "wer_stock": wer(asr, stock_pcm, held),
                 "wer_matched": wer(asr, matched_pcm, held), "renders": result.renders, "fit_s": fit_s,
+                "kept": next((st["kept"] for st in result.steps if st["stage"] == "validate"), "-"),
             })
             r = rows[-1]
             print(f"{label} fit {fit_key} judge {judge_key}: stock {result.best_stock} {s_:.3f} -> matched {m:.3f} "
@@ -195,7 +197,8 @@ async def main() -> None:
         "# Voice matching (Kokoro style fit): matched vs best stock voice",
         "",
         f"Command: `PYTHONPATH=src .venv/bin/python benchmarks/voices.py --speakers {args.speakers} "
-        f"--top-k {args.top_k} --walk {args.walk} --seed {args.seed} --judge {args.judge} "
+        f"--top-k {args.top_k} --walk {args.walk} --seed {args.seed} --judge {args.judge}"
+        f"{' --no-validate' if args.no_validate else ''} "
         "--out benchmarks/reports/voices.md`",
         f"Machine: {platform.machine()}, 2 cores shared with other work (load 5-11); total {time.time() - t0:.0f} s "
         f"(54 stock renders {stock_s:.0f} s, shared by all speakers).",
@@ -208,8 +211,9 @@ async def main() -> None:
         "norm = (x - floor) / (ceiling - floor). Reference speakers are not Kokoro voices: Piper joe and espeak-ng.",
         "",
         "| speaker | fit by | judged by | best stock | matched style | held-out cos stock | matched | gain "
-        "| norm stock | norm matched | fit-text cos stock / matched | WER ref / stock / matched | renders | fit s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| norm stock | norm matched | fit-text cos stock / matched | WER ref / stock / matched | validation kept "
+        "| renders | fit s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         style = ", ".join(f"{k} {v:+.2f}" for k, v in r["style"].items()) + (" + offset" if r["offset"] else "")
@@ -217,7 +221,8 @@ async def main() -> None:
             f"| {r['speaker']} | {names[r['fit']]} | {names[r['judge']]} | {r['best_stock']} | {style} "
             f"| {r['held_stock']:.3f} | {r['held_matched']:.3f} | {r['gain']:+.3f} | {r['norm_stock']:.2f} "
             f"| {r['norm_matched']:.2f} | {r['fit_stock']:.3f} / {r['fit_matched']:.3f} "
-            f"| {r['wer_ref']:.2f} / {r['wer_stock']:.2f} / {r['wer_matched']:.2f} | {r['renders']} | {r['fit_s']:.0f} |")
+            f"| {r['wer_ref']:.2f} / {r['wer_stock']:.2f} / {r['wer_matched']:.2f} | {r['kept']} | {r['renders']} "
+            f"| {r['fit_s']:.0f} |")
     lines.append("")
     for fit_key in encoders:
         sel = [r for r in rows if r["fit"] == fit_key]

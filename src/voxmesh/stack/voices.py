@@ -15,7 +15,7 @@ from aiohttp import web
 
 from voxmesh.voices.db import VoiceRow
 from voxmesh.voices.fit import FitConfig, FitResult, fit_voice, offset_std, stock_embeddings_for
-from voxmesh.voices.render import FIT_TEXTS, HELDOUT_TEXTS, HttpRenderer
+from voxmesh.voices.render import FIT_TEXTS, HELDOUT_TEXTS, VALIDATION_TEXTS, HttpRenderer
 from voxmesh.voices.service import VoiceService
 from voxmesh.voices.validate import Limits
 
@@ -71,8 +71,8 @@ class VoicesWiring:
         renderer = HttpRenderer(self.stack.url, row.model, language)
         # One fixed fitting text per language (the speaker embedding is text-independent), so the
         # stock voices' embeddings are rendered once per model and language and reused.
-        cfg = FitConfig(FIT_TEXTS[language], HELDOUT_TEXTS[language], tuple(voices),
-                        self._offset_std(), top_k=self.cfg.top_k, walk_steps=self.cfg.walk_steps)
+        cfg = FitConfig(FIT_TEXTS[language], HELDOUT_TEXTS[language], tuple(voices), self._offset_std(),
+                        top_k=self.cfg.top_k, walk_steps=self.cfg.walk_steps, validation_text=VALIDATION_TEXTS[language])
         try:
             key = (row.model, language, tuple(voices))
             async with self._stock_lock:  # concurrent first enrolments compute the cache once

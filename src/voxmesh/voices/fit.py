@@ -11,9 +11,12 @@ between the reference's speaker embedding and the embedding of a render of ``fit
    the table (so every input length moves alike, unlike per-row noise): noise is
    ``N(0, 1) · std_dim · U(0.05, 0.3)`` with ``std_dim`` the spread of the stock voices; a step
    is kept when it improves the score.
-4. **report**: the fitted style and the best stock voice rendered on ``heldout_text`` (not used
-   for fitting) and scored against the reference: the honest figure, since steps 1-3 optimise
-   the fitting text and the fitting encoder.
+4. **validate** (when ``validation_text`` is set): the fitted style and the best stock voice
+   read a third text; unless the fitted style scores higher there too, the stock voice is kept
+   (steps 2-3 overfit the fitting text easily).
+5. **report**: the chosen style and the best stock voice rendered on ``heldout_text`` (used
+   neither for fitting nor for validation) and scored against the reference: the honest
+   figure, since steps 1-4 optimise the fitting encoder.
 
 Limits: the result is a Kokoro voice moved toward the reference, within the model's style
 space; published numbers for this route (inno-kokoro) reach about a third of the way from a
@@ -67,6 +70,7 @@ class FitConfig:
     top_k: int = 4
     alphas: tuple[float, ...] = (-0.5, -0.25, 0.25, 0.5)
     walk_steps: int = 8
+    validation_text: str | None = None
 
 
 @dataclass
@@ -125,7 +129,7 @@ async def fit_voice(reference: npt.NDArray[np.float32], render: Render, encoder:
     scorer = _Scorer(reference, render, encoder)
     walk = cfg.walk_steps if len(cfg.offset_std) == 256 else 0
     others = min(cfg.top_k, len(cfg.candidates) - 1)
-    total = len(cfg.candidates) + others * len(cfg.alphas) + walk + 2
+    total = len(cfg.candidates) + others * len(cfg.alphas) + walk + 2 + (2 if cfg.validation_text else 0)
     done = 0
 
     async def tick(stage: str) -> None:
@@ -165,6 +169,16 @@ async def fit_voice(reference: npt.NDArray[np.float32], render: Render, encoder:
         if s > best_score:
             best, best_score, offset = cand, s, offset + noise
             steps.append({"stage": "walk", "scale": round(scale, 3), "score": round(s, 4)})
+    stock_style = Style(((best_id, 1.0),))
+    if cfg.validation_text and best != stock_style:
+        v_fit = await scorer.score(best, cfg.validation_text)
+        await tick("validate")
+        v_stock = await scorer.score(stock_style, cfg.validation_text)
+        await tick("validate")
+        kept = "matched" if v_fit > v_stock else "stock"
+        steps.append({"stage": "validate", "matched": round(v_fit, 4), "stock": round(v_stock, 4), "kept": kept})
+        if kept == "stock":
+            best, best_score = stock_style, stock[best_id]
     held = await scorer.score(best, cfg.heldout_text)
     await tick("report")
     stock_held = await scorer.score(Style(((best_id, 1.0),)), cfg.heldout_text)

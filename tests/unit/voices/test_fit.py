@@ -95,3 +95,20 @@ def test_cached_stock_embeddings_skip_their_renders() -> None:
     cached, fresh = asyncio.run(go())
     assert cached.renders == 1 + 2 and fresh.renders == 6 + 1 + 2  # type: ignore[attr-defined]
     assert cached.stock_scores == fresh.stock_scores  # type: ignore[attr-defined]
+
+
+def test_validation_keeps_stock_when_the_fit_does_not_carry_over() -> None:
+    async def render(style: Style, text: str) -> npt.NDArray[np.float32]:
+        if text == "val":  # on unseen text the blend partner and the offset only hurt
+            primary = max(style.weights, key=lambda p: p[1])[0]
+            return effective(Style(((primary, 1.0),))) - (0 if len(style.weights) == 1 else 0.5)
+        return effective(style)
+
+    target = effective(Style((("af_2", 0.75), ("af_3", 0.25))))
+    cfg = FitConfig("fit", "held", tuple(TABLES), (), top_k=2, walk_steps=0, validation_text="val")
+    result = asyncio.run(fit_voice(target, render, Identity(), cfg, rng=random.Random(0)))
+    assert result.style == Style((("af_2", 1.0),)) and result.steps[-1]["kept"] == "stock"
+    assert result.renders == 6 + 2 * 4 + 2 + 2
+    cfg_ok = FitConfig("fit", "held", tuple(TABLES), (), top_k=2, walk_steps=0, validation_text="fit")
+    kept = asyncio.run(fit_voice(target, render, Identity(), cfg_ok, rng=random.Random(0)))
+    assert dict(kept.style.weights) == {"af_2": 0.75, "af_3": 0.25} and kept.steps[-1]["kept"] == "matched"
