@@ -5,19 +5,24 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.voxmesh-installed
+# the 54 Kokoro v1.0 voices (npm kokoro-js@1.2.1), checked and converted once (engines/kokoro_voices.py)
+VOICES := $(VENV)/share/voxmesh/kokoro-v1.0/voices.npz
 # llama.cpp builds from source; the default flags crash on this CPU family (DESIGN.md).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
 PORT ?= 8080
 
 .PHONY: setup system-deps run test test-fast lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(VOICES)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -e '.[test]'
 	touch $@
+
+$(VOICES): $(STAMP) src/voxmesh/engines/data/kokoro_v1_voices.sha256
+	$(PY) -m voxmesh.engines.kokoro_voices
 
 run: setup
 	$(VENV)/bin/voxmesh up --port $(PORT)

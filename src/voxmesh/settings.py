@@ -209,6 +209,15 @@ class MtSettings(BaseModel):
     remote_timeout_s: float = Field(60.0, gt=0)
 
 
+class VoicesSettings(BaseModel):
+    """Enrolled voices: the voice-matching search (voxmesh.voices.fit) and upload limits."""
+
+    top_k: int = Field(4, ge=0, description="stock voices the line search blends with")
+    walk_steps: int = Field(8, ge=0, description="random-search steps on the shared style offset")
+    candidates: list[str] = []  # stock voices searched first; empty: every voice of the deployment
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOXMESH_", env_nested_delimiter="__", extra="ignore")
 
@@ -226,6 +235,7 @@ class Settings(BaseSettings):
     mt: MtSettings = MtSettings()
     limits: LimitsSettings = LimitsSettings()
     hardening: HardeningSettings = HardeningSettings()
+    voices: VoicesSettings = VoicesSettings()
 
     def db_url(self) -> str:
         return self.jobs.db_url or f"sqlite+aiosqlite:///{(self.data_dir / 'voxmesh.db').resolve()}"

@@ -159,8 +159,8 @@ def test_kokoro_languages_and_blend(kokoro: KokoroEngine) -> None:
         pcm = kokoro.synthesize_segment(Segment((Span(text),), lang), blend, 1.0, threads=1)
         assert 0.4 < _seconds(pcm, 24000) < 4.0, lang
         assert np.max(np.abs(pcm)) > 0.05
-    with pytest.raises(UnknownVoice, match="valid voices: jf_alpha"):
-        kokoro.synthesize_segment(Segment((Span("hi"),), "en"), VoiceMix.single("af_heart"), 1.0)
+    with pytest.raises(UnknownVoice, match=r"valid voices: .*jf_alpha"):
+        kokoro.synthesize_segment(Segment((Span("hi"),), "en"), VoiceMix.single("xf_nobody"), 1.0)
     assert kokoro.phonemize("今日は良い天気です。", "ja")
 
 
@@ -220,7 +220,9 @@ def test_warm_up_and_capabilities(piper: PiperEngine, kokoro: KokoroEngine) -> N
     assert piper.capabilities().sample_rate == 22050 and piper.capabilities().languages == ("en",)
     caps = kokoro.capabilities()
     assert caps.sample_rate == 24000 and caps.languages == ("en", "zh", "ja") and caps.voice_blending
-    assert [v.id for v in kokoro.voices()] == ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+    ids = [v.id for v in kokoro.voices()]
+    assert {"jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"} <= set(ids)
+    assert len(ids) == kokoro.info_notes()["voice_pack"]["voices"] in (5, 54)  # 54 once `make setup` fetched them
 
 
 def test_kokoro_loads_zh_and_ja_g2p_in_the_background(kokoro: KokoroEngine, caplog: pytest.LogCaptureFixture) -> None:

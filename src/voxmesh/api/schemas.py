@@ -19,6 +19,8 @@ __all__ = [
     "EMOTIONS",
     "SAMPLE_RATES",
     "SpeechRequest",
+    "VoiceReference",
+    "VoiceStyle",
     "parse_body",
 ]
 
@@ -28,6 +30,42 @@ EMOTIONS = ("neutral", "happy", "sad", "angry", "calm")
 
 AudioFormat = Literal["wav", "mp3", "opus", "flac", "aac", "pcm"]
 Emotion = Literal["neutral", "happy", "sad", "angry", "calm"]
+
+
+class VoiceStyle(BaseModel):
+    """A Kokoro style given by value: signed blend weights over stock voices (extrapolation
+    allowed, sum > 0) plus a 256-d offset added to every row. The gateway puts an enrolled
+    voice's fitted style here; it overrides ``voice``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: dict[str, float] = Field(min_length=1, max_length=64)
+    offset: list[float] = Field(default_factory=list, max_length=256)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if sum(value.values()) <= 0 or any(abs(w) > 8 for w in value.values()):
+            raise ValueError("voice_style weights must sum to > 0, each within [-8, 8]")
+        return value
+
+    @field_validator("offset")
+    @classmethod
+    def _offset(cls, value: list[float]) -> list[float]:
+        if value and (len(value) != 256 or any(not -10 <= x <= 10 for x in value)):
+            raise ValueError("voice_style offset must be empty or 256 numbers within [-10, 10]")
+        return value
+
+
+class VoiceReference(BaseModel):
+    """A clip to clone (engines with voice cloning): base64 of a 16 kHz mono 16-bit WAV of at
+    most 30 s, and its transcript. The gateway puts an enrolled voice here for cloning
+    deployments; it overrides ``voice``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio: str = Field(min_length=1, max_length=1_400_000)
+    transcript: str = Field(default="", max_length=2000)
 
 
 class SpeechRequest(BaseModel):
@@ -48,6 +86,8 @@ class SpeechRequest(BaseModel):
     # voxmesh fields
     language: str | None = Field(default=None, max_length=16)
     emotion: Emotion = "neutral"
+    voice_style: VoiceStyle | None = None
+    voice_reference: VoiceReference | None = None
     sample_rate: Literal[16000, 22050, 24000, 44100, 48000] | None = None
     pronunciations: dict[str, str] = Field(
         default_factory=dict,

@@ -88,7 +88,7 @@ def blend_voice(mix: VoiceMix, prosody: Prosody, female_voices: frozenset[str]) 
     for name, weight in mix.parts:
         parts[name] = parts.get(name, 0.0) + keep * weight / total
     parts[partner] = parts.get(partner, 0.0) + prosody.blend_weight
-    return VoiceMix(tuple(parts.items()))
+    return VoiceMix(tuple(parts.items()), mix.offset)
 
 
 def _filter_graph(pcm: Pcm, sample_rate: int, chain: list[tuple[str, str]]) -> Pcm:

@@ -16,7 +16,7 @@ from aiohttp.typedefs import Middleware
 from aiohttp.web_exceptions import NotAppKeyWarning
 
 from voxmesh.api.errors import error_response
-from voxmesh.auth.guard import Call, Guard, api_key_from_body
+from voxmesh.auth.guard import ON_BEHALF_HEADER, Call, Guard, api_key_from_body
 from voxmesh.auth.principal import Principal
 from voxmesh.auth.scopes import ADMIN, scope_for
 from voxmesh.errors import VoxmeshError
@@ -69,7 +69,8 @@ def auth_middleware(guard: Guard) -> Middleware:
         body, ctype = b"", request.content_type
         if ctype in _COSTED_TYPES and request.body_exists and (request.content_length or 0) <= _COSTED_MAX:
             body = await request.read()  # cached: the handler reads the same bytes
-        call = Call(request.method, template, request.path, request.remote, authorization, api_key, body, ctype)
+        call = Call(request.method, template, request.path, request.remote, authorization, api_key, body, ctype,
+                    request.headers.get(ON_BEHALF_HEADER))
         # admission hooks' headers: added here to what the handler returns, or when a streamed
         # answer is prepared in the handler (on_response_prepare sees this request)
         request[_EXTRA] = call.response_headers

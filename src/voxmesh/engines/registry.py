@@ -4,8 +4,8 @@
 ``load(threads)`` and ``warm_up()``. Factories import their engine module lazily, so a worker
 for one engine never imports another engine's heavy dependencies.
 
-Built in: piper, kokoro (TTS), llamacpp and remote (MT), tone (the deterministic test
-engine). Extension point: another engine registers itself with :func:`register_engine`, or is
+Built in: piper, kokoro (TTS), cosyvoice (zero-shot cloning on a remote CosyVoice server),
+llamacpp and remote (MT), tone (the deterministic test engine). Extension point: another engine registers itself with :func:`register_engine`, or is
 added to ``_BUILTIN`` below. A factory takes the options
 mapping from the deployment and must reject options it does not know (``ConfigError``).
 """
@@ -47,10 +47,19 @@ def _piper(options: Mapping[str, Any]) -> Any:
 
 
 def _kokoro(options: Mapping[str, Any]) -> Any:
+    from voxmesh.api.openai_voices import OPENAI_VOICES
     from voxmesh.engines.kokoro import KokoroEngine
 
-    _check_options("kokoro", options, {"release_memory"})
-    return KokoroEngine(release_memory=_flag("kokoro", options, "release_memory"))
+    _check_options("kokoro", options, {"release_memory", "voices_path", "openai_voices"})
+    path = options.get("voices_path")
+    mapping = options.get("openai_voices") or {}
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        raise ConfigError("engine kokoro: option openai_voices must map OpenAI voice names to voice ids")
+    unknown = sorted(set(mapping) - set(OPENAI_VOICES))
+    if unknown:
+        raise ConfigError(f"engine kokoro: openai_voices has unknown names {unknown}; OpenAI's are {list(OPENAI_VOICES)}")
+    return KokoroEngine(release_memory=_flag("kokoro", options, "release_memory"),
+                        voices_path=Path(path) if path else None, openai_voices=dict(mapping))
 
 
 def _tone(options: Mapping[str, Any]) -> Any:
@@ -82,8 +91,24 @@ def _remote(options: Mapping[str, Any]) -> Any:
     return RemoteChatEngine(opts.pop("base_url"), **opts)
 
 
+def _cosyvoice(options: Mapping[str, Any]) -> Any:
+    from voxmesh.engines.cosyvoice import CosyVoiceRemoteEngine
+
+    _check_options("cosyvoice", options, {"base_url", "sample_rate", "method", "timeout_s", "languages"})
+    if not isinstance(options.get("base_url"), str):
+        raise ConfigError("engine cosyvoice needs options.base_url: the CosyVoice FastAPI server (http://host:50000)")
+    try:
+        return CosyVoiceRemoteEngine(
+            options["base_url"], sample_rate=int(options.get("sample_rate", 22050)),
+            method=str(options.get("method", "GET")), timeout_s=float(options.get("timeout_s", 120.0)),
+            languages=tuple(options.get("languages", ("zh", "en", "ja", "ko"))))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"engine cosyvoice: {exc}") from exc
+
+
 _BUILTIN: dict[str, Factory] = {
     "piper": _piper, "kokoro": _kokoro, "tone": _tone, "llamacpp": _llamacpp, "remote": _remote,
+    "cosyvoice": _cosyvoice,
 }
 _REGISTRY: dict[str, Factory] = dict(_BUILTIN)
 

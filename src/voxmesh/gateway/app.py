@@ -188,11 +188,14 @@ class Gateway:
             if kind != "tts":
                 continue
             out[dep] = self.catalog.voices.get(dep, [])
+        from voxmesh.voices.routes import enrolled_listing  # the caller's enrolled voices (voices branch)
+
         if model is not None:
             routed = self.catalog.resolve(model)
             deps = list(self.catalog.splits.get(routed, {routed: 1.0}))
-            return web.json_response({"model": model, "voices": [v for d in deps for v in out.get(d, [])]})
-        return web.json_response({"models": out})
+            enrolled = await enrolled_listing(request, deps)
+            return web.json_response({"model": model, "voices": [v for d in deps for v in out.get(d, [])] + enrolled})
+        return web.json_response({"models": out, "enrolled": await enrolled_listing(request, None)})
 
     # ---- data plane ------------------------------------------------------------------
     async def speech(self, request: web.Request) -> web.StreamResponse:
@@ -201,6 +204,9 @@ class Gateway:
         routed = self.catalog.resolve(req.model)
         if self.catalog.kind_of(routed) != "tts":
             raise InvalidRequest(f"model {req.model!r} is not a speech model", param="model")
+        from voxmesh.voices.routes import resolve_speech_body  # enrolled voice id -> fitted style
+
+        body = await resolve_speech_body(request, req.voice, body)
         return await self._forward(request, routed, "/v1/audio/speech", body)
 
     async def translate_proxy(self, request: web.Request) -> web.StreamResponse:

@@ -31,7 +31,7 @@ from voxmesh.errors import VoxmeshError
 from voxmesh.jobs.lifecycle import JobEvent, JobState
 from voxmesh.jobs.queue import ChunkQueue, Lease
 from voxmesh.jobs.stitch import CONTENT_TYPES, chunk_object_key, encode_result, pcm_to_wav, stitch, wav_to_pcm
-from voxmesh.jobs.synth import Synthesizer
+from voxmesh.jobs.synth import JOB_TENANT, Synthesizer
 from voxmesh.jobs.webhook import WebhookSender
 from voxmesh.observability.requestid import REQUEST_ID
 from voxmesh.settings import JobsSettings
@@ -135,6 +135,7 @@ class Runner:
         try:
             try:
                 job = await self._job(chunk.job_id)
+                JOB_TENANT.set(job.tenant)  # this chunk's task: its enrolled voice is the job tenant's
                 key = chunk_object_key(chunk.cache_key)
                 if await self.store.exists(key):
                     pcm, rate = wav_to_pcm(await self.store.get(key))

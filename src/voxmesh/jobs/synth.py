@@ -16,12 +16,14 @@ import hashlib
 import json
 import ssl as ssl_mod
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 import numpy as np
 
+from voxmesh.auth.guard import ON_BEHALF_HEADER
 from voxmesh.errors import (
     InvalidRequest,
     NotFound,
@@ -33,7 +35,11 @@ from voxmesh.errors import (
 )
 from voxmesh.observability.requestid import REQUEST_ID
 
-__all__ = ["FakeSynthesizer", "HttpSynthesizer", "SynthResult", "Synthesizer"]
+__all__ = ["JOB_TENANT", "FakeSynthesizer", "HttpSynthesizer", "SynthResult", "Synthesizer"]
+
+# the tenant of the job whose chunk this task synthesizes (set by the runner): sent with the
+# runner's internal key so the gateway resolves the job's enrolled voice for that tenant
+JOB_TENANT: ContextVar[str | None] = ContextVar("voxmesh_job_tenant", default=None)
 
 
 @dataclass(frozen=True)
@@ -79,9 +85,12 @@ class HttpSynthesizer:
                 "sample_rate": options.get("sample_rate", self.sample_rate)}
         body.pop("stream", None)
         try:
-            rid = REQUEST_ID.get()  # the runner's job-<id>-c<chunk>: one id from runner to worker
+            rid, tenant = REQUEST_ID.get(), JOB_TENANT.get()  # rid: job-<id>-c<chunk>, runner to worker
+            extra = {"X-Request-Id": rid} if rid else {}
+            if tenant:
+                extra[ON_BEHALF_HEADER] = tenant
             async with self._session.post(self.url, json=body, ssl=self.ssl if self.ssl else True,
-                                          headers={"X-Request-Id": rid} if rid else None) as resp:
+                                          headers=extra or None) as resp:
                 data = await resp.read()
                 if resp.status != 200:
                     raise _http_error(resp.status, data, resp.headers.get("Retry-After"))

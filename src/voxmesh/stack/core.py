@@ -50,6 +50,7 @@ class Stack:
         self.dataplane: Any = None
         self.autoscaler: Any = None
         self.jobs: Any = None
+        self.voices: Any = None
         self.mesh: Any = None
         self.policy: Any = None  # gateway.meshmode.DataPlanePolicy, chosen from gateway.mesh at start
         self._voices_task = False  # linkerd: voices re-read from the Services in the background
@@ -117,6 +118,11 @@ class Stack:
         from voxmesh.observability.dashboard import setup_dashboard
 
         setup.append(partial(setup_dashboard, supervisor=lambda: self.supervisor, autoscaler=lambda: self.autoscaler))
+        from voxmesh.stack.voices import VoicesWiring
+
+        self.voices = VoicesWiring(self)
+        await self.voices.start()
+        setup.append(self.voices.setup_routes)
         app = build_gateway_app(gateway, setup=setup)
         if s.gateway.server == "fast":
             # the hot routes on a protocol-level server, everything else relayed to the app
@@ -210,6 +216,8 @@ class Stack:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if getattr(self, "voices", None) is not None:
+            await self.voices.stop()
         if self.jobs is not None:
             await self.jobs.stop()
         if self.gateway is not None:

@@ -31,7 +31,9 @@ class GatewayVoiceCatalog:
         routed = self.catalog.resolve(model)
         deps = list(self.catalog.splits.get(routed, {routed: 1.0}))
         known = {v["id"] for d in deps for v in self.catalog.voices.get(d, [])}
-        if known and voice not in known:
+        from voxmesh.voices.ids import is_enrolled_id
+
+        if known and voice not in known and not is_enrolled_id(voice):  # enrolled: resolved per request
             raise UnknownVoice(f"unknown voice {voice!r} for model {model!r}: use one of {sorted(known)}",
                                param="voice")
 

@@ -21,7 +21,7 @@ from voxmesh.storage.engine import create_engine
 
 __all__ = ["HEAD", "migrate"]
 
-HEAD = "0002"
+HEAD = "0003"
 _DIR = Path(__file__).parent / "migrations"
 _PG_LOCK_ID = 0x766F786D  # "voxm"
 

@@ -125,6 +125,10 @@ class WorkerApp:
         return web.json_response(self._info())
 
     def _info(self) -> dict[str, Any]:
+        notes = getattr(self.engine, "info_notes", None)  # e.g. kokoro: is the 54-voice pack in use
+        return {**self._base_info(), **(notes() if notes is not None and self.ready else {})}
+
+    def _base_info(self) -> dict[str, Any]:
         caps = self.engine.capabilities()
         voices = self.engine.voices() if self.ready and hasattr(self.engine, "voices") else []
         return {

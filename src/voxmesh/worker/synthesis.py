@@ -33,17 +33,20 @@ pause by punctuation -> resample to ``plan.sample_rate`` (default: the engine's 
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from voxmesh.api.instructions import parse_instructions
+from voxmesh.api.openai_voices import map_openai_voice
 from voxmesh.api.schemas import SpeechRequest
 from voxmesh.audio.encoding import CONTENT_TYPES, StreamEncoder, make_encoder
 from voxmesh.audio.prosody import Prosody, apply_prosody, blend_voice, prosody_for, time_stretch
 from voxmesh.audio.resample import SUPPORTED_RATES, resample
 from voxmesh.audio.stitch import pause_after, trim_silence, with_pause
-from voxmesh.engines.base import Interrupt, Pcm, Segment, Span, TtsEngine, VoiceMix
+from voxmesh.engines.base import Interrupt, Pcm, Reference, Segment, Span, TtsEngine, VoiceMix
 from voxmesh.errors import InvalidRequest, UnknownVoice, UnsupportedFormat, UnsupportedLanguage
 from voxmesh.observability.stages import StageTimes, bound
 from voxmesh.text.chunking import chunk_text
@@ -84,12 +87,28 @@ class SpeechPlan:
         return make_encoder(self.response_format, self.sample_rate, streaming=self.stream)
 
 
-def _resolve_voice(req: SpeechRequest, engine: TtsEngine) -> VoiceMix:
+def _resolve_voice(req: SpeechRequest, engine: TtsEngine, language: str) -> VoiceMix:
     voices = engine.voices()
     valid = [v.id for v in voices]
-    if isinstance(req.voice, str):
-        name = voices[0].id if req.voice == "default" else req.voice
-        parts: tuple[tuple[str, float], ...] = ((name, 1.0),)
+    default_for = getattr(engine, "default_voice", None)  # engines with a voice per language
+    default = default_for(language) if default_for is not None else voices[0].id
+    if req.voice_reference is not None:
+        if not engine.capabilities().voice_cloning:
+            raise InvalidRequest(f"engine {engine.name} cannot clone a reference voice", param="voice")
+        try:
+            wav = base64.b64decode(req.voice_reference.audio, validate=True)
+        except ValueError as exc:
+            raise InvalidRequest("voice_reference.audio must be base64", param="voice_reference") from exc
+        return VoiceMix(((voices[0].id, 1.0),), reference=Reference(wav, req.voice_reference.transcript))
+    if req.voice_style is not None:
+        if not engine.capabilities().voice_blending:
+            raise InvalidRequest(f"engine {engine.name} cannot take a voice style (enrolled voices need kokoro)",
+                                 param="voice")
+        parts: tuple[tuple[str, float], ...] = tuple(req.voice_style.weights.items())
+    elif isinstance(req.voice, str):
+        name = default if req.voice == "default" else req.voice
+        name = map_openai_voice(name, valid, getattr(engine, "openai_voices", {}), default) or name
+        parts = ((name, 1.0),)
     else:
         if len(req.voice) > 1 and not engine.capabilities().voice_blending:
             raise InvalidRequest(f"engine {engine.name} cannot blend voices; give one voice id of: "
@@ -100,7 +119,7 @@ def _resolve_voice(req: SpeechRequest, engine: TtsEngine) -> VoiceMix:
         if name not in valid:
             raise UnknownVoice(f"unknown voice {name!r} for {engine.name}; valid voices: {', '.join(valid)}",
                                param="voice")
-    return VoiceMix(parts)
+    return VoiceMix(parts, tuple(req.voice_style.offset) if req.voice_style is not None else ())
 
 
 def _resolve_language(req: SpeechRequest, engine: TtsEngine) -> str:
@@ -154,8 +173,8 @@ def _spans(chunk: str, marked: list[Pronunciation], dictionary: PronunciationDic
 def plan_speech(req: SpeechRequest, engine: TtsEngine, dictionary: PronunciationDictionary,
                 *, max_input_chars: int = 20_000) -> SpeechPlan:
     caps = engine.capabilities()
-    voice = _resolve_voice(req, engine)
     language = _resolve_language(req, engine)
+    voice = _resolve_voice(req, engine, language)
     if len(req.input) > max_input_chars:
         raise InvalidRequest(f"input is {len(req.input)} characters; the limit is {max_input_chars}: "
                              "split the text or submit a long-text job", param="input")
@@ -193,11 +212,12 @@ def plan_speech(req: SpeechRequest, engine: TtsEngine, dictionary: Pronunciation
     if not segments:
         raise InvalidRequest("input has nothing to speak: give some words", param="input")
 
-    prosody = prosody_for(req.emotion)
+    hints = parse_instructions(req.instructions)
+    prosody = prosody_for(hints.emotion if req.emotion == "neutral" and hints.emotion else req.emotion)
     if caps.voice_blending:
         female = frozenset(v.id for v in engine.voices() if v.gender == "female")
         voice = blend_voice(voice, prosody, female)
-    total_speed = req.speed * prosody.rate
+    total_speed = min(4.0, max(0.25, req.speed * hints.speed)) * prosody.rate
     lo, hi = ENGINE_SPEED_RANGE
     engine_speed = min(hi, max(lo, total_speed))
     return SpeechPlan(

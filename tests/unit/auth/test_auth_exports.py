@@ -8,7 +8,7 @@ import pytest
 
 EXPECTED = {
     "voxmesh.auth.principal": ["ANONYMOUS", "DEFAULT_TENANT", "OPEN", "Principal"],
-    "voxmesh.auth.guard": ["INTERNAL_PREFIX", "AdmissionHook", "Call", "Guard", "SettleHook", "api_key_from_body", "check_bind",
+    "voxmesh.auth.guard": ["INTERNAL_PREFIX", "ON_BEHALF_HEADER", "AdmissionHook", "Call", "Guard", "SettleHook", "api_key_from_body", "check_bind",
                            "is_loopback", "load_internal_key"],
     "voxmesh.auth.errors": ["MissingScope", "Unauthenticated"],
     "voxmesh.auth.jwt": ["TENANT_RE", "JwksCache", "JwtVerifier", "fetch_url"],

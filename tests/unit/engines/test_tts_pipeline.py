@@ -49,7 +49,7 @@ def test_default_voice_language_and_rate(engine: StrictTone) -> None:
 
 def test_unknown_voice_is_404_listing_voices(engine: StrictTone) -> None:
     with pytest.raises(UnknownVoice, match="valid voices: low, high") as info:
-        plan_speech(req(voice="alloy"), engine, EMPTY)
+        plan_speech(req(voice="nope"), engine, EMPTY)  # "alloy" is an OpenAI name: mapped
     assert info.value.status == 404 and info.value.param == "voice"
     with pytest.raises(UnknownVoice):
         plan_speech(req(voice={"low": 1, "nope": 1}), engine, EMPTY)
@@ -151,3 +151,19 @@ def test_whole_response_encodes(engine: StrictTone) -> None:
         frames = list(c.decode(audio=0))
     assert frames[0].sample_rate == 24000
     assert sum(f.samples for f in frames) > 24000
+
+
+def test_instructions_set_emotion_and_speed(engine: StrictTone) -> None:
+    plan = plan_speech(req(instructions="Calm and soothing, read very slowly."), engine, EMPTY)
+    assert plan.prosody.rate == 0.92 and plan.engine_speed * plan.tempo == pytest.approx(0.75 * 0.92)
+    explicit = plan_speech(req(instructions="Sound sad.", emotion="angry", speed=2.0), engine, EMPTY)
+    assert explicit.prosody.rate == 1.10 and explicit.engine_speed * explicit.tempo == pytest.approx(2.2)
+
+
+def test_openai_voice_names_map_to_the_default_voice(engine: StrictTone) -> None:
+    assert plan_speech(req(voice="shimmer"), engine, EMPTY).voice.parts == (("low", 1.0),)
+    styled = plan_speech(req(voice_style={"weights": {"low": 1.25, "high": -0.25}, "offset": [0.1] * 256}),
+                         engine, EMPTY)  # an enrolled voice's fitted style: signed weights, an offset
+    assert styled.voice.parts == (("low", 1.25), ("high", -0.25)) and len(styled.voice.offset) == 256
+    with pytest.raises(InvalidRequest, match="cannot clone"):
+        plan_speech(req(voice_reference={"audio": "UklGRg==", "transcript": "x"}), engine, EMPTY)

@@ -19,7 +19,7 @@ def test_unknown_engine_and_options() -> None:
     with pytest.raises(UnknownModel, match=r"available: .*kokoro.*piper"):
         create_engine("espeak")
     with pytest.raises(ConfigError, match="unknown options"):
-        create_engine("kokoro", {"voices_path": "x"})
+        create_engine("kokoro", {"colour": "x"})
 
 
 def test_register_extension_point() -> None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from voxmesh.api.schemas import SpeechRequest, parse_body
-from voxmesh.auth.guard import Call, Guard, api_key_from_body
+from voxmesh.auth.guard import ON_BEHALF_HEADER, Call, Guard, api_key_from_body
 from voxmesh.auth.scopes import scope_for
 from voxmesh.errors import InvalidRequest, UpstreamError, VoxmeshError
 from voxmesh.gateway.app import caller_label
@@ -44,6 +44,7 @@ from voxmesh.gateway.fastpath.request_id import IdSink
 from voxmesh.gateway.fastpath.server import Exchange, Request
 from voxmesh.gateway.fastpath.sink import Sink, error_parts
 from voxmesh.observability.requestid import REQUEST_ID, pick_request_id
+from voxmesh.voices.ids import is_enrolled_id
 
 if TYPE_CHECKING:
     from voxmesh.gateway.app import Catalog
@@ -62,6 +63,17 @@ _TOO_LARGE = json.dumps({"error": {
     "message": "request body too large: send a smaller body (or upload a file to /v1/jobs)",
 }}).encode()  # fmt: skip
 _JSON = [(b"Content-Type", b"application/json")]
+
+
+def _enrolled_voice(body: bytes) -> bool:
+    """Whether a speech body names an enrolled voice (``voice_<hex>``): cheap before parsing."""
+    if b"voice_" not in body:
+        return False
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False  # the hot route answers 400
+    return isinstance(data, dict) and is_enrolled_id(data.get("voice"))
 
 
 def _content_type(req: Request) -> str:
@@ -180,7 +192,9 @@ class HotRoutes:
             await ex.respond(413, _JSON, _TOO_LARGE)
             ex.keep_alive = False  # the rest of a refused body may still be on its way
             return
-        if route is None:
+        if route is None or (route == self._speech and _enrolled_voice(req.body)):
+            # relayed whole: the app checks it (once) and resolves an enrolled voice for the
+            # caller's tenant
             await self.relay(req, ex)
             return
         if self.cors is not None:
@@ -224,7 +238,9 @@ class HotRoutes:
         if authorization is None and self.guard.wants_body_key(scope):
             query = req.url.partition(b"?")[2].decode("latin-1")
             api_key = (parse_qs(query).get("api_key") or [""])[0] or api_key_from_body(_content_type(req), req.body)
-        return Call(req.method, path, path, req.peer, authorization, api_key, req.body, _content_type(req)), scope
+        behalf = req.header(ON_BEHALF_HEADER.lower().encode())
+        return Call(req.method, path, path, req.peer, authorization, api_key, req.body, _content_type(req),
+                    None if behalf is None else behalf.decode("latin-1")), scope
 
     async def _forward(self, req: Request, ex: Sink, routed: str, path: str) -> None:
         extra = b"".join(n + b": " + v + b"\r\n" for n, v in req.headers if n.lower() in _PASS)
