@@ -20,7 +20,7 @@ def test_default_config() -> None:
     assert tts["replicas"] == {"min": 1, "max": 2, "warm": 1}
     assert tts["scaling"]["in_flight_per_replica"] == 2 and tts["scaling"]["queue_per_replica"] == 2
     assert "qps_per_replica" not in tts["scaling"] and "hold_requests" not in tts["scaling"]
-    assert v["aliases"] == {"tts-1": "tts-en", "tts-1-hd": "tts-multi"}
+    assert v["aliases"] == {"tts-1": "tts-en", "tts-1-hd": "tts-multi", "gpt-4o-mini-tts": "tts-multi"}
     assert "server" not in v["settings"]  # 127.0.0.1:8080 is one machine's
     assert v["jobs"]["runners"]["enabled"] is False  # SQLite: runners cannot share it
 
