@@ -31,6 +31,8 @@ BENCHES: dict[str, list[str]] = {
     "mt": [PY, "benchmarks/mt.py", "quality", "speed", "http", "gateway", "--threads", "1", "--batch-sizes", "1,8"],
     "tail": [PY, "benchmarks/tail.py", "--seconds", "120", "--windows", "200"],
     "peers": [PY, "benchmarks/peers.py", "--wait-load", "0.5"],
+    # 30 minutes of faults on the local stack (private PostgreSQL, RabbitMQ, S3; root for the tmpfs)
+    "chaos": [PY, "benchmarks/chaos.py", "--minutes", "30", "--seed", "1", "--out", "benchmarks/reports/chaos.md"],
 }
 
 
