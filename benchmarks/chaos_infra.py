@@ -17,6 +17,7 @@ dir, so restarting or stopping it hurts nobody:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -146,15 +147,11 @@ class PrivateRabbit:
     def kill(self) -> None:
         pid = self._beam_pid()
         if pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if self.proc is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)  # the wrapper shell and its beam, only ours
-            except ProcessLookupError:
-                pass
             self.proc.wait(30)
             self.proc = None
         deadline = time.monotonic() + 30
