@@ -282,25 +282,40 @@ class Soak:
             await asyncio.sleep(rng.uniform(0.05, 0.25))
 
     async def submit_job(self, n: int) -> Job | None:
+        """POST /v1/jobs as a careful client: a 503 (with Retry-After) or a refused connection
+        (nothing was sent) is retried for up to 30 s; an answer lost after sending is not
+        (there is no idempotency key), it is counted instead."""
         assert self.session is not None
         t = self.now()
         body = {"text": job_text(n), "voice": "low", "model": "tts-1", "response_format": "wav"}
-        try:
-            async with self.session.post(self.url + "/v1/jobs", json=body, timeout=aiohttp.ClientTimeout(total=30)) as r:
-                data = await r.json(content_type=None)
-                ok = r.status == 201
-                self.record("job-submit", t, ok, str(r.status))
-                if ok:
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                async with self.session.post(self.url + "/v1/jobs", json=body,
+                                             timeout=aiohttp.ClientTimeout(total=30)) as r:
+                    data = await r.json(content_type=None)
+                    if r.status == 503 and self.now() - t < 30:
+                        await asyncio.sleep(min(5.0, float(r.headers.get("Retry-After", "1"))))
+                        continue
+                    ok = r.status == 201
+                    self.record("job-submit", t, ok, f"{r.status}" + (f" after {attempts} tries" if attempts > 1 else ""))
+                    if not ok:
+                        return None
                     job = Job(str(data["id"]), n, t)
                     self.jobs.append(job)
                     return job
+            except aiohttp.ClientConnectorError:
+                if self.now() - t < 30:
+                    await asyncio.sleep(1.0)
+                    continue
+                self.record("job-submit", t, False, "ClientConnectorError")
                 return None
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            # sent but not answered: the job may exist. Not resubmitted (no idempotency key).
-            if not isinstance(exc, aiohttp.ClientConnectorError):
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+                # sent but not answered: the job may exist; not resubmitted, counted
                 self.lost_answers += 1
-            self.record("job-submit", t, False, type(exc).__name__)
-            return None
+                self.record("job-submit", t, False, type(exc).__name__)
+                return None
 
     async def job_loop(self) -> None:
         n = 0
@@ -541,16 +556,19 @@ class Soak:
         for job in self.jobs:
             if states.get(job.id) == "succeeded":
                 results[job.n] = await self.job_result(job.id)
-        listed: list[str] = []
+        listed: dict[str, str] = {}
         cursor: str | None = None
         while True:
             page = await self._get_json("/v1/jobs?limit=100" + (f"&cursor={cursor}" if cursor else ""))
-            listed += [str(j["id"]) for j in page["data"]]
+            listed.update({str(j["id"]): str(j["state"]) for j in page["data"]})
             cursor = page.get("next_cursor")
             if not cursor:
                 break
         acked = {j.id for j in self.jobs} | {j.id for j in refs}
-        extra = [i for i in listed if i not in acked]
+        # a job no answer named: refused at submission (failed at once, the client got a 503 and
+        # retried) is fine; one that ran is a duplicate of the retried submission
+        extra = {i: st for i, st in listed.items() if i not in acked}
+        ran = [i for i, st in extra.items() if st != "failed"]
         chunk_calls = await self.synth_calls()
         # the same jobs on a fresh, fault-free stack (SQLite, filesystem, DB queue): the reference
         reference = await self.reference_run(sorted(results))
@@ -562,8 +580,9 @@ class Soak:
                 "submitted": len(self.jobs),
                 "completed": sum(1 for s in states.values() if s == "succeeded"),
                 "lost": sum(1 for j in self.jobs if states.get(j.id) != "succeeded" or j.id not in listed),
-                "duplicated": max(0, len(extra) - self.lost_answers),
+                "duplicated": max(0, len(ran) - self.lost_answers),
                 "created_unacknowledged": len(extra),
+                "unacknowledged_states": {st: list(extra.values()).count(st) for st in set(extra.values())},
                 "answers_lost": self.lost_answers,
                 "identical": identical,
                 "mismatched": mismatched,
@@ -751,7 +770,9 @@ def write_report(soak: Soak, result: dict[str, Any], out: Path, command: str) ->
         "",
         f"Final states: {jobs['states']}. Submissions sent whose answer never came (the stack died "
         f"meanwhile; not resubmitted): {jobs['answers_lost']}; jobs the server lists that no answer "
-        f"named: {jobs['created_unacknowledged']} (duplicated = these beyond the lost answers).",
+        f"named: {jobs['created_unacknowledged']} {jobs['unacknowledged_states']} (a submission refused "
+        "with 503 leaves a failed job behind and is retried by the client; duplicated = such jobs that ran, "
+        "beyond the lost answers).",
     ]
     if jobs["chunk_synth_calls"]:
         lines.append(f"Engine calls per chunk (chunks by count, from the DB): {jobs['chunk_synth_calls']} "
