@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aio_pika
-from aiormq.exceptions import ChannelInvalidStateError
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.exceptions import ChannelInvalidStateError
 
 from voxmesh.clock import Clock, wall
 from voxmesh.errors import Overloaded
