@@ -226,3 +226,35 @@ async def test_kill_9_worker_under_load_leaves_the_pool_within_1s_and_no_request
     retries = stack.dataplane.topology()["deployments"]["tone"]["retry_budget"]["retries"]
     assert retries >= 1, "no request was in flight on the victim: the test proved nothing"
     assert any(e["event"] == "crash" and e["replica"] == victim.id for e in sup.events)
+
+
+def test_a_job_runner_process_dies_with_its_parent(tmp_path: Path) -> None:
+    """``voxmesh.jobs.runner_main --parent-pid``: a runner started by a supervisor that is
+    kill -9'd goes too."""
+    pidfile = tmp_path / "runner.pid"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXMESH_")}
+    env.update({"VOXMESH_DATA_DIR": str(tmp_path / "data"), "VOXMESH_JOBS__ENGINE": "fake"})
+    parent_code = (
+        "import os, subprocess, sys, time; "
+        "p = subprocess.Popen([sys.executable, '-m', 'voxmesh.jobs.runner_main', '--parent-pid', str(os.getpid())]); "
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(120)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not pidfile.exists() or not pidfile.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        runner = int(pidfile.read_text())
+        time.sleep(3.0)  # past its start-up: serving its loop
+        assert _alive(runner), "the runner did not start"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        t0 = time.monotonic()
+        while _alive(runner):
+            assert time.monotonic() - t0 < 2.0, "the runner outlived its parent"
+            time.sleep(0.02)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
