@@ -367,13 +367,32 @@ class Soak:
     # ---- workers (mTLS, through the run dir records) -------------------------------------
     def workers(self) -> list[tuple[int, int]]:
         """(pid, port) of the live stack's workers, from ``data_dir/run/children``."""
+        return [(pid, port) for _, pid, port in self.worker_records()]
+
+    def worker_records(self) -> list[tuple[str, int, int]]:
+        """(replica id, pid, port) of the live stack's workers."""
         out = []
         for path in sorted((self.data / "run" / "children").glob("*.json")):
             with contextlib.suppress(OSError, ValueError, KeyError):
                 rec = json.loads(path.read_text())
                 cmd = rec["cmdline"]
-                out.append((int(rec["pid"]), int(cmd[cmd.index("--port") + 1])))
+                out.append((str(rec["name"]), int(rec["pid"]), int(cmd[cmd.index("--port") + 1])))
         return out
+
+    def crash_seen_after(self, replica: str, killed_at: float) -> float | None:
+        """Seconds from the kill (wall clock) to the supervisor's ``crash`` line for ``replica``
+        (logged right after it sent ``Remove`` to the pool), from the stack's log."""
+        import datetime as dt
+
+        log = self.logs / f"up.{self.stack_starts}.log"
+        with contextlib.suppress(OSError):
+            for line in log.read_text(errors="replace").splitlines():
+                if f"crash tone replica={replica} " not in line:
+                    continue
+                stamp = dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                if stamp >= killed_at - 0.5:
+                    return stamp - killed_at
+        return None
 
     def worker_ssl(self) -> Any:
         from voxmesh.mesh import spiffe_id
@@ -408,9 +427,15 @@ class Soak:
         self.phase = kind
         hold = self.args.hold_s
         if kind == "worker-kill":
-            pid, _ = self.rng.choice(self.workers())
+            name, pid, _ = self.rng.choice(self.worker_records())
+            killed_at = time.time()
             os.kill(pid, signal.SIGKILL)
             f.note = f"pid {pid}"
+            for _ in range(40):
+                await asyncio.sleep(0.05)
+                if (seen := self.crash_seen_after(name, killed_at)) is not None:
+                    f.note += f"; out of the pool after {1000 * seen:.0f} ms"
+                    break
         elif kind == "runner-kill":
             assert self.runner is not None
             os.kill(self.runner.pid, signal.SIGKILL)
