@@ -66,6 +66,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chaos_infra import PrivatePostgres, PrivateRabbit, PrivateS3, SmallDisk, free_port
 
+from voxmesh.lifeline.parent import preexec_parent_death
+
 ALL_FAULTS = ["worker-kill", "runner-kill", "stack-kill", "worker-500", "worker-hang", "pg-restart",
               "rabbitmq-restart", "s3-stop", "disk-full"]
 NEEDS = {"pg-restart": "pg", "rabbitmq-restart": "rabbitmq", "s3-stop": "s3"}
@@ -217,7 +219,8 @@ class Soak:
         log = (self.logs / f"up.{self.stack_starts}.log").open("wb")
         self.stack = subprocess.Popen(
             [sys.executable, "-m", "voxmesh", "--config", str(self.config), "up"],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=preexec_parent_death)  # if this script dies, the stack (and its workers) go too
         log.close()
 
     def start_runner(self) -> None:
@@ -815,6 +818,19 @@ def write_report(soak: Soak, result: dict[str, Any], out: Path, command: str) ->
         f"`voxmesh up` started {result['stack_starts']} times, the runner process {result['runner_starts']} times.",
         "",
         f"![success rate and p99 over time]({out.with_suffix('.png').name})",
+        "",
+        "## Reading it",
+        "",
+        "- `stack-kill` is the one phase where requests fail: the whole gateway is down until `voxmesh up` "
+        "is restarted (connection refused), then answers 503 + Retry-After until the workers are ready. "
+        "Job submissions in that window are retried by the client on 503 / refused connections.",
+        "- `worker-hang`: requests to the hung worker are given up after the 2 s first-byte timeout of this "
+        "config and retried on the other replica; that is the p99 of that phase. A streamed request whose "
+        "worker dies after the first audio byte cannot be retried (the head is sent); it fails truncated.",
+        "- `disk-full` fills the data dir's filesystem; with PostgreSQL and S3 it holds the logs, the mesh "
+        "identities and the run records only, so nothing in the request path needs it.",
+        "- Not in this soak: translation (the llama.cpp deployment costs about a core-second per sentence on "
+        "this shared 2-core machine) and Piper (the tone engine keeps results byte-comparable and cheap).",
         "",
     ]
     out.write_text("\n".join(lines))
