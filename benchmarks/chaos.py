@@ -89,6 +89,7 @@ def job_text(n: int) -> str:
 
 
 REPLICAS = 2
+PROBE_BASE = 100_000  # job_text(n) numbers of the jobs the recovery probe submits
 
 
 @dataclass
@@ -138,6 +139,8 @@ class Soak:
         self.samples: list[Sample] = []
         self.faults: list[Fault] = []
         self.jobs: list[Job] = []
+        self.probe_jobs = 0
+        self.last_probe_submit = 0.0
         self.lost_answers = 0  # job submissions whose answer never came (the stack died meanwhile)
         self.phase = "warm-up"
         self.stop_traffic = asyncio.Event()
@@ -284,7 +287,7 @@ class Soak:
             self.record("stream" if stream else "speech", t, ok, status)
             await asyncio.sleep(rng.uniform(0.05, 0.25))
 
-    async def submit_job(self, n: int) -> Job | None:
+    async def submit_job(self, n: int, *, patient: bool = True, kind: str = "job-submit") -> Job | None:
         """POST /v1/jobs as a careful client: a 503 (with Retry-After) or a refused connection
         (nothing was sent) is retried for up to 30 s; an answer lost after sending is not
         (there is no idempotency key), it is counted instead."""
@@ -298,26 +301,26 @@ class Soak:
                 async with self.session.post(self.url + "/v1/jobs", json=body,
                                              timeout=aiohttp.ClientTimeout(total=30)) as r:
                     data = await r.json(content_type=None)
-                    if r.status == 503 and self.now() - t < 30:
+                    if r.status == 503 and patient and self.now() - t < 30:
                         await asyncio.sleep(min(5.0, float(r.headers.get("Retry-After", "1"))))
                         continue
                     ok = r.status == 201
-                    self.record("job-submit", t, ok, f"{r.status}" + (f" after {attempts} tries" if attempts > 1 else ""))
+                    self.record(kind, t, ok, f"{r.status}" + (f" after {attempts} tries" if attempts > 1 else ""))
                     if not ok:
                         return None
                     job = Job(str(data["id"]), n, t)
                     self.jobs.append(job)
                     return job
             except aiohttp.ClientConnectorError:
-                if self.now() - t < 30:
+                if patient and self.now() - t < 30:
                     await asyncio.sleep(1.0)
                     continue
-                self.record("job-submit", t, False, "ClientConnectorError")
+                self.record(kind, t, False, "ClientConnectorError")
                 return None
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 # sent but not answered: the job may exist; not resubmitted, counted
                 self.lost_answers += 1
-                self.record("job-submit", t, False, type(exc).__name__)
+                self.record(kind, t, False, type(exc).__name__)
                 return None
 
     async def job_loop(self) -> None:
@@ -496,7 +499,15 @@ class Soak:
             return False
         if self.runner is None or self.runner.poll() is not None:
             return False
-        return not await self.unfinished() or await self.chunks_done() > since_done
+        if not (not await self.unfinished() or await self.chunks_done() > since_done):
+            return False
+        # last: the jobs API takes a new job (DB and queue both answer); the job joins the checked set.
+        # At most one a second: each refused one leaves a failed job behind.
+        if time.monotonic() - self.last_probe_submit < 1.0:
+            return False
+        self.last_probe_submit = time.monotonic()
+        self.probe_jobs += 1
+        return await self.submit_job(PROBE_BASE + self.probe_jobs, patient=False, kind="probe-submit") is not None
 
     async def fault_loop(self, deadline: float) -> None:
         kinds = list(self.args.faults)
@@ -693,7 +704,7 @@ def phase_table(samples: list[Sample]) -> list[dict[str, Any]]:
     rows = []
     phases = list(dict.fromkeys(s.phase for s in samples))
     for phase in phases:
-        for kind in ("speech", "stream", "job-submit"):
+        for kind in ("speech", "stream", "job-submit", "probe-submit"):
             sel = [s for s in samples if s.phase == phase and s.kind == kind]
             if not sel:
                 continue
@@ -770,12 +781,13 @@ def write_report(soak: Soak, result: dict[str, Any], out: Path, command: str) ->
     lines += [
         "",
         "Recovered: from the moment the fault was lifted (the kill itself, for kills) until `/readyz` 200, a "
-        "speech request 200, `GET /v1/jobs` 200, both replicas serving, the runner process alive and, with "
-        "jobs unfinished, job chunks moving again.",
+        "speech request 200, `GET /v1/jobs` 200, both replicas serving, the runner process alive, with "
+        "jobs unfinished job chunks moving again, and a new job accepted (201; checked with the others).",
         "",
         "## Requests per phase",
         "",
-        "A request belongs to the fault open when it started (injection to recovery).",
+        "A request belongs to the fault open when it started (injection to recovery). `probe-submit`: the "
+        "job submissions of the recovery probe (one try each, at most one a second, until one is accepted).",
         "",
         "| phase | kind | requests | success | p50 ms | p99 ms | failures |",
         "|---|---|---|---|---|---|---|",
