@@ -872,8 +872,14 @@ def main() -> int:
     soak = Soak(args, root)
     try:
         result = asyncio.run(soak.run())
-    finally:
+    except BaseException:
         soak.close()
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    soak.close()
     result["faults"] = [f.__dict__ for f in soak.faults]
     result["phases"] = phase_table(soak.samples)
     print(json.dumps({k: result[k] for k in ("jobs", "before", "after")}, indent=1, default=str))
