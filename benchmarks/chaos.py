@@ -274,17 +274,18 @@ class Soak:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return False, type(exc).__name__, 0
 
-    def record(self, kind: str, t_start: float, ok: bool, status: str) -> None:
-        self.samples.append(Sample(t_start, kind, ok, self.now() - t_start, status, self.phase))
+    def record(self, kind: str, t_start: float, ok: bool, status: str, phase: str) -> None:
+        """``phase``: the phase when the request started."""
+        self.samples.append(Sample(t_start, kind, ok, self.now() - t_start, status, phase))
 
     # ---- traffic -----------------------------------------------------------------------
     async def speech_loop(self, i: int, stream: bool) -> None:
         rng = random.Random(self.args.seed * 100 + i)
         while not self.stop_traffic.is_set():
             text = " ".join(rng.sample(SENTENCES, 2 if stream else 1))
-            t = self.now()
+            t, phase = self.now(), self.phase
             ok, status, _ = await self.speech(text, stream)
-            self.record("stream" if stream else "speech", t, ok, status)
+            self.record("stream" if stream else "speech", t, ok, status, phase)
             await asyncio.sleep(rng.uniform(0.05, 0.25))
 
     async def submit_job(self, n: int, *, patient: bool = True, kind: str = "job-submit") -> Job | None:
@@ -292,7 +293,7 @@ class Soak:
         (nothing was sent) is retried for up to 30 s; an answer lost after sending is not
         (there is no idempotency key), it is counted instead."""
         assert self.session is not None
-        t = self.now()
+        t, phase = self.now(), self.phase
         body = {"text": job_text(n), "voice": "low", "model": "tts-1", "response_format": "wav"}
         attempts = 0
         while True:
@@ -305,7 +306,8 @@ class Soak:
                         await asyncio.sleep(min(5.0, float(r.headers.get("Retry-After", "1"))))
                         continue
                     ok = r.status == 201
-                    self.record(kind, t, ok, f"{r.status}" + (f" after {attempts} tries" if attempts > 1 else ""))
+                    self.record(kind, t, ok, f"{r.status}" + (f" after {attempts} tries" if attempts > 1 else ""),
+                                phase)
                     if not ok:
                         return None
                     job = Job(str(data["id"]), n, t)
@@ -315,12 +317,12 @@ class Soak:
                 if patient and self.now() - t < 30:
                     await asyncio.sleep(1.0)
                     continue
-                self.record(kind, t, False, "ClientConnectorError")
+                self.record(kind, t, False, "ClientConnectorError", phase)
                 return None
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 # sent but not answered: the job may exist; not resubmitted, counted
                 self.lost_answers += 1
-                self.record(kind, t, False, type(exc).__name__)
+                self.record(kind, t, False, type(exc).__name__, phase)
                 return None
 
     async def job_loop(self) -> None:
