@@ -24,9 +24,10 @@ to 256 KiB free for ``--hold-s``).
 
 Recovery of a fault: from the moment the fault is lifted (the kill itself for kills) until
 one probe passes: ``/readyz`` 200, a speech request 200, ``GET /v1/jobs`` 200, both
-replicas serving, the runner process alive, and (when jobs are unfinished) job chunks done
-moved forward. A request belongs to the phase of the fault open when it started (from
-injection to recovery), else ``steady``.
+replicas serving, the runner process alive, (when jobs are unfinished) job chunks done
+moved forward, and a new job accepted (201; that job is checked with the others). A
+request belongs to the phase of the fault open when it started (from injection to
+recovery), or to the fault injected while it was in flight, else ``steady``.
 
 At the end: every acknowledged job must succeed with a result byte-identical to the same
 job run on a fresh stack that sees no fault (SQLite, filesystem objects, DB queue: a
@@ -89,6 +90,7 @@ def job_text(n: int) -> str:
 
 
 REPLICAS = 2
+QUIET = ("warm-up", "steady", "cool-down")
 PROBE_BASE = 100_000  # job_text(n) numbers of the jobs the recovery probe submits
 
 
@@ -275,7 +277,10 @@ class Soak:
             return False, type(exc).__name__, 0
 
     def record(self, kind: str, t_start: float, ok: bool, status: str, phase: str) -> None:
-        """``phase``: the phase when the request started."""
+        """``phase``: the phase when the request started; a request that started with no fault open
+        but was in flight when one was injected belongs to that fault."""
+        if phase in QUIET and self.phase not in QUIET:
+            phase = self.phase
         self.samples.append(Sample(t_start, kind, ok, self.now() - t_start, status, phase))
 
     # ---- traffic -----------------------------------------------------------------------
@@ -788,7 +793,8 @@ def write_report(soak: Soak, result: dict[str, Any], out: Path, command: str) ->
         "",
         "## Requests per phase",
         "",
-        "A request belongs to the fault open when it started (injection to recovery). `probe-submit`: the "
+        "A request belongs to the fault open when it started (injection to recovery), or, started with none "
+        "open, to the fault injected while it was in flight. `probe-submit`: the "
         "job submissions of the recovery probe (one try each, at most one a second, until one is accepted).",
         "",
         "| phase | kind | requests | success | p50 ms | p99 ms | failures |",
