@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--token", default=None, help="one-time join token (first start on a host)")
     worker.add_argument("--ca-fingerprint", default=None, help="the CA fingerprint given with the token")
     worker.add_argument("--trust-domain", default="voxmesh.local")
+    worker.add_argument("--parent-pid", type=int, default=None,
+                        help="exit when this process (the supervisor) dies; set by voxmesh up")
+    worker.add_argument("--run-dir", type=Path, default=None,
+                        help="the supervisor's run dir (data_dir/run) that records this worker")
     worker.set_defaults(func=_cmd_worker)
 
     _add_optional(sub, "voxmesh.autoscale.sim_cli")
@@ -90,6 +94,10 @@ def _logging(args: argparse.Namespace, level: str, fmt: str = "text") -> None:
 def _cmd_worker(args: argparse.Namespace) -> int:
     import os
 
+    if args.parent_pid is not None:  # first: a supervisor killed now must not leave us behind
+        from voxmesh.lifeline import bind_to_parent
+
+        bind_to_parent(args.parent_pid)
     from voxmesh.worker.preload import start_preload
 
     try:

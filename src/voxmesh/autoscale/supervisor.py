@@ -36,6 +36,8 @@ import aiohttp
 from voxmesh.autoscale.lifecycle import ReplicaState, RestartBackoff, transition
 from voxmesh.deployments import Deployment
 from voxmesh.gateway.balancer.pool import Add, Endpoint, Remove
+from voxmesh.lifeline import RunDir
+from voxmesh.lifeline.parent import preexec_parent_death
 
 __all__ = ["Replica", "Supervisor", "WorkerLaunch", "free_port", "parse_worker_metrics"]
 
@@ -74,6 +76,8 @@ class WorkerLaunch:
     tls_args: Callable[[Deployment, int], list[str]] | None = None
     scheme: str = "http"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # where children are recorded (voxmesh.lifeline); None: no records, no leftover reaping
+    run_dir: RunDir | None = None
 
     def command(self, dep: Deployment, index: int, port: int) -> list[str]:
         cmd = [
@@ -90,6 +94,10 @@ class WorkerLaunch:
             cmd += ["--dictionary", str(dep.pronunciation_dictionary)]
         if self.tls_args is not None:
             cmd += self.tls_args(dep, index)
+        # the worker dies with us (voxmesh.lifeline.parent); --run-dir marks it as ours
+        cmd += ["--parent-pid", str(os.getpid())]
+        if self.run_dir is not None:
+            cmd += ["--run-dir", str(self.run_dir.path)]
         return cmd
 
 
@@ -139,6 +147,11 @@ class Supervisor:
 
     # ---- public ----------------------------------------------------------------------
     async def start(self) -> None:
+        run_dir = self.launch.run_dir
+        if run_dir is not None:
+            run_dir.acquire()  # RunDirBusy when a live supervisor has this data dir
+            for rec in run_dir.reap_leftovers():
+                self._record("leftover-ended", "-", name=rec.name, pid=rec.pid)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         for dep in self.deployments.values():
             for _ in range(dep.replicas.min + dep.replicas.warm):
@@ -153,6 +166,8 @@ class Supervisor:
                 await self._terminate(rep)
         if self._session is not None:
             await self._session.close()
+        if self.launch.run_dir is not None:
+            self.launch.run_dir.release()
 
     def serving(self, name: str) -> list[Replica]:
         return [r for r in self.replicas[name] if r.state is ReplicaState.SERVING]
@@ -193,9 +208,12 @@ class Supervisor:
             for rep in sorted(serving, key=lambda r: r.metrics.get("voxmesh_worker_in_flight", 0))[: len(serving) - want]:
                 self._task(self._drain(rep, keep_warm=len(self.warm(name)) < dep.replicas.warm))
             serving = self.serving(name)
-        pending = [r for r in self.replicas[name] if r.state in (ReplicaState.STARTING, ReplicaState.LOADING)]
+        # a CRASHED replica restarts after its backoff: it is coming back, so it counts as pending
+        # (else every crash would spawn a fresh replica beside the one that restarts)
+        coming = (ReplicaState.STARTING, ReplicaState.LOADING, ReplicaState.CRASHED)
+        pending = [r for r in self.replicas[name] if r.state in coming]
         deficit = want - len(serving) + dep.replicas.warm - len(self.warm(name)) - len(pending)
-        live = [r for r in self.replicas[name] if r.state not in (ReplicaState.STOPPED, ReplicaState.CRASHED)]
+        live = [r for r in self.replicas[name] if r.state is not ReplicaState.STOPPED]
         cap = dep.replicas.max + dep.replicas.warm - len(live)
         for _ in range(max(0, min(deficit, cap))):
             self._spawn(dep)
@@ -228,12 +246,18 @@ class Supervisor:
             with open(log_path, "ab") as logf:
                 rep.proc = await asyncio.create_subprocess_exec(
                     *self.launch.command(dep, rep.index, rep.port), env=env, stdout=logf, stderr=logf,
-                    start_new_session=True,
+                    start_new_session=True, preexec_fn=preexec_parent_death,
                 )
-            self._record("spawn", dep.name, replica=rep.id, pid=rep.proc.pid, port=rep.port)
+            pid = rep.proc.pid
+            if self.launch.run_dir is not None:
+                self.launch.run_dir.record(rep.id, pid)
+            self._record("spawn", dep.name, replica=rep.id, pid=pid, port=rep.port)
             watcher = asyncio.ensure_future(self._await_ready(dep, rep))
+            # woken by the child's exit itself (SIGCHLD), not by a poll: a kill -9 is seen at once
             code = await rep.proc.wait()
             watcher.cancel()
+            if self.launch.run_dir is not None:
+                self.launch.run_dir.forget(rep.id, pid)
             if self._stopping or rep.state in (ReplicaState.DRAINING, ReplicaState.STOPPED):
                 if rep.state is not ReplicaState.STOPPED:
                     rep.move(ReplicaState.STOPPED)
@@ -298,6 +322,8 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+        if self.launch.run_dir is not None:
+            self.launch.run_dir.forget(rep.id, proc.pid)
 
     async def _scrape(self, rep: Replica) -> dict[str, float] | None:
         assert self._session is not None

@@ -19,6 +19,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.exceptions import ChannelInvalidStateError
 
 from voxmesh.clock import Clock, wall
 from voxmesh.errors import Overloaded
@@ -78,11 +79,11 @@ class RabbitQueue(MessageQueue):
 
     async def publish(self, chunk_ids: Sequence[int], delay_s: float = 0.0) -> None:
         routing = self.name
-        if delay_s > 0:
-            want = max(1.0, delay_s * 1000) / _MIN_DELAY_MS
-            ms = min(_MAX_DELAY_MS, _MIN_DELAY_MS * 2 ** max(0, math.ceil(math.log2(want))))
-            routing = await self._delay_queue(ms)
         try:
+            if delay_s > 0:
+                want = max(1.0, delay_s * 1000) / _MIN_DELAY_MS
+                ms = min(_MAX_DELAY_MS, _MIN_DELAY_MS * 2 ** max(0, math.ceil(math.log2(want))))
+                routing = await self._delay_queue(ms)
             for cid in chunk_ids:
                 await self._channel.default_exchange.publish(
                     aio_pika.Message(
@@ -92,7 +93,9 @@ class RabbitQueue(MessageQueue):
                     ),
                     routing_key=routing,
                 )
-        except (aio_pika.exceptions.AMQPError, OSError) as exc:
+        except (aio_pika.exceptions.AMQPError, ChannelInvalidStateError, OSError) as exc:
+            # ChannelInvalidStateError (a RuntimeError): the robust connection is reconnecting
+            # after the broker went away; the caller gets a 503 with Retry-After, never a 500
             raise Overloaded(f"cannot publish to RabbitMQ queue {self.name!r}: {exc}", retry_after=5) from exc
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:

@@ -16,20 +16,37 @@ past it. Every error is the JSON body of ``voxmesh.errors`` with its status.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
 from voxmesh.api.errors import error_response
-from voxmesh.errors import InvalidRequest, NotFound, PayloadTooLarge, VoxmeshError
+from voxmesh.errors import InvalidRequest, NotFound, Overloaded, PayloadTooLarge, VoxmeshError
 from voxmesh.jobs.service import JobService
 from voxmesh.storage.objects import UrlSigner
 
 __all__ = ["setup_job_routes"]
 
+log = logging.getLogger(__name__)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _FIELDS = ("text", "voice", "model", "response_format", "options", "webhook_url")
+
+
+def _unavailable(exc: Exception) -> Overloaded | None:
+    """A backing store that is down or restarting (connection refused or lost, PostgreSQL
+    starting up, SQLite's disk full or locked) is a 503 with Retry-After: the request may be
+    retried as is. A mistake in the query or the data (integrity, programming) stays a 500."""
+    from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, NotSupportedError, ProgrammingError
+
+    if isinstance(exc, IntegrityError | ProgrammingError | DataError | NotSupportedError):
+        return None
+    if isinstance(exc, DBAPIError | ConnectionRefusedError):
+        return Overloaded(f"the jobs database is unavailable right now ({type(exc).__name__}): retry shortly",
+                          retry_after=2.0)
+    return None
 
 
 def _errors(handler: Handler) -> Handler:
@@ -38,6 +55,12 @@ def _errors(handler: Handler) -> Handler:
             return await handler(request)
         except VoxmeshError as exc:
             return error_response(exc)
+        except Exception as exc:
+            unavailable = _unavailable(exc)
+            if unavailable is None:
+                raise
+            log.warning("%s %s: %r", request.method, request.path, exc)
+            return error_response(unavailable)
 
     return wrapped
 

@@ -56,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voxmesh-runner", description=__doc__)
     parser.add_argument("--config", type=Path, default=None)
     parser.add_argument("--runners", type=int, default=None)
+    parser.add_argument("--parent-pid", type=int, default=None,
+                        help="exit when this process (whatever supervises the runner) dies")
     args = parser.parse_args(argv)
+    if args.parent_pid is not None:
+        from voxmesh.lifeline import bind_to_parent
+
+        bind_to_parent(args.parent_pid)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(_serve(args.config, args.runners))

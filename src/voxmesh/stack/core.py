@@ -69,6 +69,7 @@ class Stack:
         from voxmesh.autoscale.supervisor import Supervisor, WorkerLaunch
         from voxmesh.gateway.dataplane import DataPlane
         from voxmesh.gateway.meshmode import DataPlanePolicy, check_deployments
+        from voxmesh.lifeline import RunDir
         from voxmesh.stack.mesh import MeshWiring
 
         s = self.settings
@@ -91,6 +92,7 @@ class Stack:
             data_dir=s.data_dir,
             tls_args=mesh.worker_tls_args if mesh else None,
             scheme="https" if mesh else "http",
+            run_dir=RunDir(s.data_dir / "run"),  # workers recorded; leftovers of a crash ended
         )
         self.supervisor = Supervisor(managed, self.dataplane.update, launch=launch, ssl=client_ssl)
         kinds = {d.name: deployment_kind(d) for d in self.config.deployments}

@@ -5,6 +5,7 @@ Routes
     GET  /readyz             200 once the model is loaded and one warm-up synthesis is done
     GET  /metrics            Prometheus text: in-flight, queue length, requests, audio seconds
     GET  /info               engine, model, capabilities, voices (JSON)
+    GET|PUT /admin/faults    fault injection for resilience tests (loopback only; worker/faults.py)
     GET  /v1/models          OpenAI-style model list (this worker's one model)
     GET  /v1/audio/voices    voices of the engine
     POST /v1/audio/speech    the OpenAI-compatible speech body (see api/schemas.py)
@@ -44,6 +45,7 @@ from voxmesh.observability.metrics import Registry
 from voxmesh.observability.stages import STAGES, StageFault, StageTimes
 from voxmesh.settings import WorkerSettings
 from voxmesh.worker.admission import Admission, Slot
+from voxmesh.worker.faults import Faults
 
 __all__ = ["WorkerApp", "build_worker_app"]
 
@@ -96,6 +98,7 @@ class WorkerApp:
             "prosody, encode)", ("deployment", "stage"))
         self.fault = (StageFault(settings.fault_stage, settings.fault_stage_delay_ms / 1000.0)
                       if settings.fault_stage is not None and settings.fault_stage_delay_ms > 0 else None)
+        self.faults = Faults(settings.fault_error_rate, settings.fault_delay_ms, self.rng)
 
     # ---- lifecycle -------------------------------------------------------------------
     async def load(self) -> None:
@@ -282,11 +285,11 @@ class WorkerApp:
         return pcm
 
     async def _inject_faults(self) -> None:
-        if self.settings.fault_delay_ms > 0:
-            await asyncio.sleep(self.settings.fault_delay_ms / 1000.0)
-        if self.settings.fault_error_rate > 0 and self.rng.random() < self.settings.fault_error_rate:
+        try:
+            await self.faults.inject()  # worker/faults.py: settings, or PUT /admin/faults
+        except EngineError:
             self.stats.count(500)
-            raise EngineError("injected fault (worker.fault_error_rate)")
+            raise
 
 
 WORKER_KEY = web.AppKey("worker", WorkerApp)
@@ -303,6 +306,7 @@ def build_worker_app(worker: WorkerApp) -> web.Application:
     app.router.add_get("/readyz", worker.readyz)
     app.router.add_get("/metrics", worker.metrics)
     app.router.add_get("/info", worker.info)
+    worker.faults.setup_routes(app)
     caps = worker.engine.capabilities()
     app.router.add_get("/v1/models", worker.models)
     if caps.kind == "tts":
