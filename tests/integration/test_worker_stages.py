@@ -92,8 +92,9 @@ async def test_a_slow_stage_shows_in_its_metric_and_server_timing_while_inferenc
     growth = {k: med[k] - base_med[k] for k in STAGES}
     assert max(growth, key=lambda k: growth[k]) == slow_stage, growth
     assert growth[slow_stage] >= 0.9 * DELAY_MS * segments
-    # the model's own time did not move (within noise on 2 shared cores)
-    assert abs(med["inference"] - base_med["inference"]) < max(60.0, 0.5 * base_med["inference"])
+    # the model's own time did not move: whatever it drifted with the machine's load (the two
+    # workers' requests alternate, so both see it) stays well under what the slow stage added
+    assert abs(growth["inference"]) < 0.5 * growth[slow_stage], growth
 
     sums, base_sums = _stage_sums(slow), _stage_sums(base)
     grown = {k: sums[k] - base_sums[k] for k in STAGES}

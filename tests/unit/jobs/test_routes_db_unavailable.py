@@ -20,7 +20,7 @@ class _Service:
     def __init__(self, exc: Exception) -> None:
         self.exc = exc
 
-    async def get(self, job_id: str) -> Any:
+    async def get(self, job_id: str, tenant: str | None = None) -> Any:
         raise self.exc
 
 
