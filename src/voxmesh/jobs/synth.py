@@ -79,7 +79,7 @@ class HttpSynthesizer:
                 "sample_rate": options.get("sample_rate", self.sample_rate)}
         body.pop("stream", None)
         try:
-            rid = REQUEST_ID.get()  # the runner's job-<id>-c<chunk>: one id from runner to worker
+            rid = REQUEST_ID.get()  # the runner's <submission id>-c<chunk>: one id from client to worker
             async with self._session.post(self.url, json=body, ssl=self.ssl if self.ssl else True,
                                           headers={"X-Request-Id": rid} if rid else None) as resp:
                 data = await resp.read()
