@@ -26,6 +26,7 @@ __all__ = [
     "LimitsSettings",
     "MeshSettings",
     "MtSettings",
+    "OtlpSettings",
     "ServerSettings",
     "Settings",
     "StorageSettings",
@@ -209,6 +210,15 @@ class MtSettings(BaseModel):
     remote_timeout_s: float = Field(60.0, gt=0)
 
 
+class OtlpSettings(BaseModel):
+    """OpenTelemetry trace export over OTLP/HTTP (``voxmesh[otlp]``); off while ``endpoint`` is None."""
+
+    endpoint: str | None = None  # e.g. http://127.0.0.1:4318 (/v1/traces is added)
+    service_name: str | None = None  # default: voxmesh-gateway, voxmesh-worker
+    headers: dict[str, str] = {}  # e.g. {"authorization": "Bearer ..."} for a hosted collector
+    timeout_s: float = Field(10.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOXMESH_", env_nested_delimiter="__", extra="ignore")
 
@@ -226,6 +236,7 @@ class Settings(BaseSettings):
     mt: MtSettings = MtSettings()
     limits: LimitsSettings = LimitsSettings()
     hardening: HardeningSettings = HardeningSettings()
+    otlp: OtlpSettings = OtlpSettings()
 
     def db_url(self) -> str:
         return self.jobs.db_url or f"sqlite+aiosqlite:///{(self.data_dir / 'voxmesh.db').resolve()}"

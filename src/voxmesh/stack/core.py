@@ -68,9 +68,11 @@ class Stack:
         from voxmesh.autoscale.supervisor import Supervisor, WorkerLaunch
         from voxmesh.gateway.dataplane import DataPlane
         from voxmesh.gateway.meshmode import DataPlanePolicy, check_deployments
+        from voxmesh.observability.tracing import start_tracing
         from voxmesh.stack.mesh import MeshWiring
 
         s = self.settings
+        start_tracing(s.otlp, "voxmesh-gateway")  # OTLP trace export, when otlp.endpoint is set
         self.policy = policy = DataPlanePolicy.from_settings(s.gateway)
         check_deployments(policy, self.config.deployments)  # gateway.mesh=linkerd: Services only
         s.data_dir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +228,9 @@ class Stack:
             await self.mesh.stop()
         if self.auth is not None:
             await self.auth.close()
+        from voxmesh.observability.tracing import stop_tracing
+
+        stop_tracing()  # flush the last spans
 
 
 def run_stack(settings: Settings, config_path: Path | None) -> int:
