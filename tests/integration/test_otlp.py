@@ -95,6 +95,9 @@ async def test_gateway_attempt_and_worker_spans_share_the_callers_trace(
         async with http.post(stack.url + "/v1/audio/speech", json=BODY, headers={"X-Request-Id": "no-trace-1"}) as r:
             assert r.status == 200
             await r.read()
+        async with http.post(stack.url + "/v1/audio/speech", json=BODY) as r:  # no id: the gateway makes one
+            made = r.headers["X-Request-Id"]
+            await r.read()
         relayed = "5bf92f3577b34da6a3ce929d0e0e4737"  # a route the fast server relays to the aiohttp app
         async with http.get(stack.url + "/v1/models", headers={"traceparent": f"00-{relayed}-{PARENT}-01"}) as r:
             assert r.status == 200
@@ -102,6 +105,9 @@ async def test_gateway_attempt_and_worker_spans_share_the_callers_trace(
         await _until(lambda: {s["service"] for s in mine()} >= {"voxmesh-gateway", "voxmesh-worker"}, 15,
                      f"gateway and worker spans of trace {TRACE_ID}: {receiver.spans}")
         await _until(lambda: any(s["trace"] == relayed for s in receiver.spans), 5, "the relayed route's span")
+    # the id the gateway made is the trace id too: logs and traces meet on one id
+    await asyncio.sleep(0)
+    assert any(s["trace"] == made and s["kind"] == 2 and s["service"] == "voxmesh-gateway" for s in receiver.spans), made
     models = [s for s in receiver.spans if s["trace"] == relayed]
     assert len(models) == 1 and models[0]["parent"] == PARENT and models[0]["attrs"]["http.route"] == "/v1/models"
     assert models[0]["attrs"]["http.response.status_code"] == 200 and models[0]["service"] == "voxmesh-gateway"
