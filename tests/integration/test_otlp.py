@@ -196,11 +196,3 @@ def test_a_missing_sdk_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ConfigError, match=r"pip install 'voxmesh\[otlp\]'"):
         tracing.start_tracing(OtlpSettings(endpoint="http://127.0.0.1:9"), "x")
     assert tracing.TRACING is None
-
-
-def test_with_traceparent_replaces_the_callers() -> None:
-    from voxmesh.observability.tracing import with_traceparent
-
-    extra = b"Content-Type: application/json\r\nTraceparent: 00-aa-bb-01\r\nX-Request-Id: r\r\n"
-    assert with_traceparent(extra, "00-cc-dd-01") == (
-        b"Content-Type: application/json\r\nX-Request-Id: r\r\ntraceparent: 00-cc-dd-01\r\n")
