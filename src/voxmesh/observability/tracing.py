@@ -138,7 +138,8 @@ def start_tracing(otlp: Any, default_service: str, resource: dict[str, str] | No
 
 
 def stop_tracing() -> None:
-    """Flush and shut down the exporter (a no-op when tracing is off)."""
+    """Flush and shut down the exporter (a no-op when tracing is off). It blocks while the
+    last batch goes out: from a running event loop, ``await asyncio.to_thread(stop_tracing)``."""
     global TRACING
     tracing, TRACING = TRACING, None
     if tracing is not None:

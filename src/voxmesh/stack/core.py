@@ -230,7 +230,7 @@ class Stack:
             await self.auth.close()
         from voxmesh.observability.tracing import stop_tracing
 
-        stop_tracing()  # flush the last spans
+        await asyncio.to_thread(stop_tracing)  # flush the last spans, off the event loop
 
 
 def run_stack(settings: Settings, config_path: Path | None) -> int:

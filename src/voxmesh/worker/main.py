@@ -113,7 +113,7 @@ async def serve_worker(worker: WorkerApp, host: str, port: int, mesh: MeshArgs, 
     await stop.wait()
     log.info("worker %s draining", worker.model)
     await runner.cleanup()
-    stop_tracing()  # flush the last spans
+    await asyncio.to_thread(stop_tracing)  # flush the last spans, off the event loop
     if ident is not None:
         await ident.stop()
 
