@@ -26,6 +26,7 @@ __all__ = [
     "LimitsSettings",
     "MeshSettings",
     "MtSettings",
+    "OtlpSettings",
     "ServerSettings",
     "Settings",
     "StorageSettings",
@@ -216,6 +217,13 @@ class VoicesSettings(BaseModel):
     walk_steps: int = Field(8, ge=0, description="random-search steps on the shared style offset")
     candidates: list[str] = []  # stock voices searched first; empty: every voice of the deployment
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+class OtlpSettings(BaseModel):
+    """OpenTelemetry trace export over OTLP/HTTP (``voxmesh[otlp]``); off while ``endpoint`` is None."""
+
+    endpoint: str | None = None  # e.g. http://127.0.0.1:4318 (/v1/traces is added)
+    service_name: str | None = None  # default: voxmesh-gateway, voxmesh-worker
+    headers: dict[str, str] = {}  # e.g. {"authorization": "Bearer ..."} for a hosted collector
+    timeout_s: float = Field(10.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -236,6 +244,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     hardening: HardeningSettings = HardeningSettings()
     voices: VoicesSettings = VoicesSettings()
+    otlp: OtlpSettings = OtlpSettings()
 
     def db_url(self) -> str:
         return self.jobs.db_url or f"sqlite+aiosqlite:///{(self.data_dir / 'voxmesh.db').resolve()}"

@@ -66,7 +66,9 @@ from voxmesh.gateway.resilience.classify import ErrorKind, Outcome, classify
 from voxmesh.gateway.resilience.timeouts import Deadlines, RouteTimeouts, TimeoutKind
 from voxmesh.gateway.split import TrafficSplit
 from voxmesh.gateway.upstreams import Attempt, Deployment, Upstream
+from voxmesh.observability import tracing
 from voxmesh.observability.metrics import Registry
+from voxmesh.observability.requestid import REQUEST_ID
 from voxmesh.settings import GatewaySettings
 
 if TYPE_CHECKING:
@@ -209,6 +211,8 @@ class DataPlane:
         start = self._clock()
         route = path.partition("?")[0]
         deployment = self.split.pick(model)
+        if tracing.TRACING is not None and (span := tracing.CURRENT.get()) is not None:
+            span.set_attributes({"voxmesh.model": model, "voxmesh.deployment": deployment})
         stats = self.golden.route(route, deployment)
         try:
             status, ok, head_at = await self._forward(
@@ -326,10 +330,14 @@ class DataPlane:
         self, method: str, up: Upstream, path: str, body: bytes, extra: bytes, deadlines: Deadlines
     ) -> tuple[Response, bytes, float]:
         assert self._pool is not None
+        tracer = tracing.TRACING  # OTLP export off: None, and this check is all it costs
         sent = self._clock()
         wait, kind = deadlines.first_byte(sent)
         try:
-            resp, first = await self._pool.send(up.endpoint.url, method, path, body, wait, extra)
+            if tracer is None:
+                resp, first = await self._pool.send(up.endpoint.url, method, path, body, wait, extra)
+            else:
+                resp, first = await self._send_traced(tracer, method, up, path, body, wait, extra)
         except TimeoutError as exc:
             raise _AttemptFailed(ErrorKind.TIMEOUT, "timed out", kind, self._clock() - sent) from exc
         except ConnectFailed as exc:
@@ -337,6 +345,23 @@ class DataPlane:
         except ConnectionBroken as exc:
             raise _AttemptFailed(ErrorKind.RESET, str(exc)) from exc
         return resp, first, self._clock() - sent
+
+    async def _send_traced(
+        self, tracer: tracing.Tracing, method: str, up: Upstream, path: str, body: bytes, wait: float, extra: bytes
+    ) -> tuple[Response, bytes]:
+        """One attempt in a CLIENT span (OTLP export on); the worker gets a traceparent naming it."""
+        assert self._pool is not None
+        span = tracer.attempt_span(f"{method} {path.partition('?')[0]}", {
+            "http.request.method": method, "url.path": path, "server.address": up.endpoint.url,
+            "voxmesh.endpoint": up.endpoint.id, "voxmesh.request_id": REQUEST_ID.get() or "-"})
+        try:
+            resp, first = await self._pool.send(up.endpoint.url, method, path, body, wait,
+                                                tracing.with_traceparent(extra, tracer.traceparent(span)))
+        except BaseException as exc:
+            tracer.end(span, None, exc)
+            raise
+        tracer.end(span, resp.status)
+        return resp, first
 
     async def _relay(
         self, sink: Sink, resp: Response, first: bytes, latency: float, att: Attempt, outcome: Outcome,

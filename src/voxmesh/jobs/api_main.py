@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from voxmesh.api.errors import error_middleware
+from voxmesh.api.request_id import install as install_request_id
 from voxmesh.errors import ConfigError, VoxmeshError
 from voxmesh.jobs.routes import setup_job_routes
 from voxmesh.jobs.wiring import open_jobs
@@ -32,6 +33,7 @@ async def _serve(config: Path | None, port: int | None) -> None:
         raise ConfigError(f"cannot open the jobs stores: {exc.message}") from exc
     app = web.Application(middlewares=[error_middleware])
     setup_job_routes(app, stack.service)
+    install_request_id(app)  # the submission's request id: kept with the job, carried by its chunks
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.server.host, port if port is not None else settings.server.port).start()

@@ -25,6 +25,7 @@ from aiohttp import BodyPartReader, web
 from voxmesh.api.errors import error_response
 from voxmesh.errors import InvalidRequest, NotFound, Overloaded, PayloadTooLarge, VoxmeshError
 from voxmesh.jobs.service import JobService
+from voxmesh.observability.requestid import REQUEST_ID
 from voxmesh.storage.objects import UrlSigner
 
 __all__ = ["setup_job_routes"]
@@ -145,6 +146,7 @@ def setup_job_routes(app: web.Application, service: JobService) -> None:
             voice=f["voice"], model=f["model"], text=f.get("text"), filename=f.get("filename"),
             data=f.get("data"), response_format=f.get("response_format") or "wav",
             options=f.get("options"), webhook_url=f.get("webhook_url") or None,
+            request_id=REQUEST_ID.get(),  # the submission's id: the runner's chunks and the webhook carry it
             **({} if (tenant := _tenant(request)) is None else {"tenant": tenant}),
         )
         return web.json_response(status.to_dict(), status=201, headers={"Location": f"/v1/jobs/{status.id}"})

@@ -136,6 +136,7 @@ class Runner:
             try:
                 job = await self._job(chunk.job_id)
                 JOB_TENANT.set(job.tenant)  # this chunk's task: its enrolled voice is the job tenant's
+                REQUEST_ID.set(f"{job.trace_id}-c{chunk.idx}")  # the submission's id, where it had one
                 key = chunk_object_key(chunk.cache_key)
                 if await self.store.exists(key):
                     pcm, rate = wav_to_pcm(await self.store.get(key))
@@ -188,6 +189,7 @@ class Runner:
     async def finalize(self, job_id: str) -> None:
         """Stitch a job whose chunks are all done, store the result, mark it succeeded."""
         job = await self.db.get_job(job_id)
+        REQUEST_ID.set(job.trace_id)
         if job.state is not JobState.RUNNING:
             return
         chunks = await self.db.job_chunks(job_id)

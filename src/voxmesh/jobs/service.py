@@ -26,7 +26,7 @@ from voxmesh.jobs.stitch import CONTENT_TYPES, cache_key, supported_formats
 from voxmesh.settings import Settings
 from voxmesh.storage.db import JobDB, NewChunk, NewJob
 from voxmesh.storage.objects import ObjectStore
-from voxmesh.storage.schema import JobRow
+from voxmesh.storage.schema import REQUEST_ID_KEY, JobRow
 
 __all__ = ["JobService", "JobStatus", "VoiceCatalog"]
 
@@ -97,7 +97,7 @@ class JobService:
             options = {}
         if not isinstance(options, dict) or len(json.dumps(options)) > _MAX_OPTIONS_BYTES:
             raise InvalidRequest(f"'options' must be a JSON object under {_MAX_OPTIONS_BYTES} bytes", param="options")
-        for reserved in ("input", "model", "voice", "response_format", "stream"):
+        for reserved in ("input", "model", "voice", "response_format", "stream", REQUEST_ID_KEY):
             if reserved in options:
                 raise InvalidRequest(f"'options' must not set {reserved!r}; pass it as a top-level field", param="options")
         if webhook_url is not None:
@@ -120,6 +120,7 @@ class JobService:
         options: dict[str, Any] | None = None,
         webhook_url: str | None = None,
         tenant: str = "default",
+        request_id: str | None = None,
     ) -> JobStatus:
         """Create a job from ``text`` or an uploaded file (``filename`` + ``data``), owned by ``tenant``.
 
@@ -149,7 +150,8 @@ class JobService:
             NewChunk(i, chapter, piece, cache_key(piece, voice=voice, model=model, options=keyed))
             for i, (chapter, piece) in enumerate(plan.chunks)
         ]
-        job = NewJob(job_id, model, voice, response_format, opts, filename, plan.chapters, webhook_url, tenant)
+        stored = opts if request_id is None else {**opts, REQUEST_ID_KEY: request_id}
+        job = NewJob(job_id, model, voice, response_format, stored, filename, plan.chapters, webhook_url, tenant)
         await self.db.create_job(job, new_chunks, self.clock())
         try:
             await self.queue.publish([c.id for c in await self.db.job_chunks(job_id)])

@@ -85,7 +85,7 @@ class HttpSynthesizer:
                 "sample_rate": options.get("sample_rate", self.sample_rate)}
         body.pop("stream", None)
         try:
-            rid, tenant = REQUEST_ID.get(), JOB_TENANT.get()  # rid: job-<id>-c<chunk>, runner to worker
+            rid, tenant = REQUEST_ID.get(), JOB_TENANT.get()  # rid: <submission id>-c<chunk>, client to worker
             extra = {"X-Request-Id": rid} if rid else {}
             if tenant:
                 extra[ON_BEHALF_HEADER] = tenant

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from voxmesh.clock import Clock, monotonic
+from voxmesh.observability.requestid import REQUEST_ID
 from voxmesh.storage.db import JobDB
 from voxmesh.storage.schema import JobRow
 
@@ -60,9 +61,16 @@ class WebhookSender:
 
     async def send(self, job: JobRow) -> bool:
         """POST once; True when the receiver took it (2xx) or refused it for good (4xx)."""
+        token = REQUEST_ID.set(job.trace_id)  # this delivery's log lines carry the job's id
+        try:
+            return await self._send(job)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _send(self, job: JobRow) -> bool:
         assert job.webhook_url is not None
         body = webhook_body(job)
-        headers = {"Content-Type": "application/json", "X-Request-Id": f"job-{job.id}"}
+        headers = {"Content-Type": "application/json", "X-Request-Id": job.trace_id}
         if self.secret:
             headers[SIGNATURE_HEADER] = sign_body(self.secret, body)
         try:

@@ -4,9 +4,9 @@ The id of a request is, in order: a well-formed ``X-Request-Id`` the client sent
 characters of ``[A-Za-z0-9._:/-]``), else the trace id of a valid W3C ``traceparent``
 (``00-<32 hex>-<16 hex>-<2 hex>``, not all zeros), else a new random 32-hex id. The gateway
 decides it once, sends it to the worker as ``X-Request-Id`` (and passes ``traceparent`` on),
-and echoes it in its answer; the worker echoes it too. Job runners send
-``job-<job id>-c<chunk>`` with every chunk request and webhooks carry ``job-<job id>``
-(the submission's own id is in the log line that created the job).
+and echoes it in its answer; the worker echoes it too. A job keeps its submission's id (in its
+``options`` JSON): the runners send ``<id>-c<chunk>`` with every chunk request, log under that
+id, and the webhook carries ``<id>`` (``job-<job id>`` for a job submitted without one).
 
 :data:`REQUEST_ID` holds the id for the task handling the request; :class:`RequestIdFilter`
 puts it on every log record (``-`` outside a request), and :class:`JsonFormatter` writes one

@@ -70,9 +70,11 @@ class Stack:
         from voxmesh.gateway.dataplane import DataPlane
         from voxmesh.gateway.meshmode import DataPlanePolicy, check_deployments
         from voxmesh.lifeline import RunDir
+        from voxmesh.observability.tracing import start_tracing
         from voxmesh.stack.mesh import MeshWiring
 
         s = self.settings
+        start_tracing(s.otlp, "voxmesh-gateway")  # OTLP trace export, when otlp.endpoint is set
         self.policy = policy = DataPlanePolicy.from_settings(s.gateway)
         check_deployments(policy, self.config.deployments)  # gateway.mesh=linkerd: Services only
         s.data_dir.mkdir(parents=True, exist_ok=True)
@@ -236,6 +238,9 @@ class Stack:
             await self.mesh.stop()
         if self.auth is not None:
             await self.auth.close()
+        from voxmesh.observability.tracing import stop_tracing
+
+        await asyncio.to_thread(stop_tracing)  # flush the last spans, off the event loop
 
 
 def run_stack(settings: Settings, config_path: Path | None) -> int:

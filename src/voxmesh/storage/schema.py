@@ -28,7 +28,11 @@ from sqlalchemy import (
 
 from voxmesh.jobs.lifecycle import ChunkState, JobState
 
-__all__ = ["ChunkRow", "JobRow", "api_keys", "chunks", "jobs", "metadata", "tenants"]
+__all__ = ["REQUEST_ID_KEY", "ChunkRow", "JobRow", "api_keys", "chunks", "jobs", "metadata", "tenants"]
+
+# The submission's request id rides in the job's ``options`` JSON under this key (no migration);
+# :meth:`JobRow.from_row` takes it out again, so it never reaches a worker or a cache key.
+REQUEST_ID_KEY = "__request_id__"
 
 metadata = MetaData()
 _BigInt = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
@@ -137,15 +141,23 @@ class JobRow:
     webhook_url: str | None
     webhook_sent: bool
     tenant: str
+    request_id: str | None = None  # the submission's X-Request-Id (kept in the options JSON)
 
     @classmethod
     def from_row(cls, row: Any) -> JobRow:
         m = dict(row._mapping)
         m["state"] = JobState(m["state"])
         m["options"] = json.loads(m["options"])
+        m["request_id"] = m["options"].pop(REQUEST_ID_KEY, None)
         m["chapters"] = json.loads(m["chapters"])
         m["webhook_sent"] = bool(m["webhook_sent"])
         return cls(**m)
+
+    @property
+    def trace_id(self) -> str:
+        """The id the job's own traffic carries: the submission's request id, or ``job-<id>``
+        for a job submitted without one (the CLI, or before ids were kept)."""
+        return self.request_id or f"job-{self.id}"
 
 
 @dataclass(frozen=True)

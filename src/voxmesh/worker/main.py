@@ -86,12 +86,14 @@ async def _identity(model: str, mesh: MeshArgs, settings: Settings) -> Any:
 
 async def serve_worker(worker: WorkerApp, host: str, port: int, mesh: MeshArgs, settings: Settings) -> None:
     from voxmesh.mesh import spiffe_id
+    from voxmesh.observability.tracing import start_tracing, stop_tracing
 
     ident = await _identity(worker.model, mesh, settings)
     ssl_ctx = None
     if ident is not None:
         ssl_ctx = ident.server_context([spiffe_id(mesh.trust_domain, "gateway")])
         ident.start()
+    start_tracing(settings.otlp, "voxmesh-worker", {"voxmesh.model": worker.model})  # OTLP export, when set
     app = build_worker_app(worker)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=60)
     await runner.setup()
@@ -111,6 +113,7 @@ async def serve_worker(worker: WorkerApp, host: str, port: int, mesh: MeshArgs, 
     await stop.wait()
     log.info("worker %s draining", worker.model)
     await runner.cleanup()
+    await asyncio.to_thread(stop_tracing)  # flush the last spans, off the event loop
     if ident is not None:
         await ident.stop()
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from voxmesh.api.schemas import SpeechRequest, parse_body
@@ -43,6 +43,7 @@ from voxmesh.gateway.fastpath.h1 import HOP_BY_HOP, header_lines
 from voxmesh.gateway.fastpath.request_id import IdSink
 from voxmesh.gateway.fastpath.server import Exchange, Request
 from voxmesh.gateway.fastpath.sink import Sink, error_parts
+from voxmesh.observability import tracing
 from voxmesh.observability.requestid import REQUEST_ID, pick_request_id
 from voxmesh.voices.ids import is_enrolled_id
 
@@ -161,6 +162,14 @@ class HeaderSink:
         self._ex.abort()
 
 
+def _start_span(tracer: tracing.Tracing, req: Request, rid: str, trace: bytes | None) -> Any:
+    """This exchange's SERVER span, made current for the data plane's attempt spans."""
+    span = tracer.server_span(f"{req.method} {req.path}", traceparent=None if trace is None else trace.decode("latin-1"),
+                              request_id=rid, attributes={"http.request.method": req.method, "http.route": req.path})
+    tracing.CURRENT.set(span)
+    return span
+
+
 class HotRoutes:
     """Dispatch: a hot route is validated and forwarded, anything else is relayed."""
 
@@ -206,6 +215,8 @@ class HotRoutes:
         rid = pick_request_id(None if rid_header is None else rid_header.decode("latin-1"),
                               None if trace is None else trace.decode("latin-1"))
         REQUEST_ID.set(rid)  # this exchange's own task: its log lines carry the id
+        tracer = tracing.TRACING  # OTLP export off: None, and this check is all it costs
+        span = None if tracer is None else _start_span(tracer, req, rid, trace)
         with_id: Sink = IdSink(ex, rid)
         call = None
         sink = with_id
@@ -213,6 +224,8 @@ class HotRoutes:
             if self.guard is not None:
                 call, scope = self._call(req)
                 principal = await self.guard.check(call, scope)
+                if span is not None:
+                    span.set_attribute("voxmesh.tenant", str(principal.tenant))
                 if call.response_headers:
                     sink = HeaderSink(with_id, call.response_headers)
             await route(req, sink)
@@ -224,6 +237,10 @@ class HotRoutes:
                 sink = HeaderSink(with_id, call.response_headers)  # a hook's headers on its own refusal too
             headers, body = error_parts(err)
             await sink.respond(err.status, headers, body)
+        finally:
+            if tracer is not None:
+                tracing.CURRENT.set(None)
+                tracer.end(span, ex.status or None)
 
     def _call(self, req: Request) -> tuple[Call, str]:
         """What the guard checks, as the aiohttp app's middleware builds it (a hot route's
