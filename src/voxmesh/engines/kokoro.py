@@ -88,6 +88,9 @@ class _Token:
 class KokoroEngine:
     name = "kokoro"
 
+    #: the most threads that still make one request faster (set from the engine options)
+    max_useful_threads: int | None = None
+
     def __init__(self, release_memory: bool = False) -> None:
         self.release_memory = release_memory
         self._sessions: SessionPair | None = None

@@ -72,6 +72,9 @@ def _espeak_lock() -> Any:
 class PiperEngine:
     name = "piper"
 
+    #: the most threads that still make one request faster (set from the engine options)
+    max_useful_threads: int | None = None
+
     def __init__(self, model_path: Path | None = None, config_path: Path | None = None,
                  release_memory: bool = False) -> None:
         if model_path is None or config_path is None:

@@ -84,7 +84,8 @@ class WorkerApp:
         self.cores = cores
         self.dictionary = dictionary
         self.admission = Admission(cores, settings.max_queue, calm_s=settings.calm_s,
-                                   preempt_frac=settings.preempt_frac)
+                                   preempt_frac=settings.preempt_frac,
+                                   max_useful_threads=getattr(engine, "max_useful_threads", None))
         self.pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="infer")
         self.ready = False
         self.stats = WorkerStats()
