@@ -148,6 +148,7 @@ class CoreScheduler:
         self._contended_at = float("-inf")
         self.wide_grants = 0  # segments started with all cores / one core (threads_for calls)
         self.narrow_grants = 0
+        self.grants_by_threads: dict[int, int] = {}  # segments started, by granted thread class
         self._running: dict[int, int] = {}
         # heap of (latest start = now - cost, ticket); ticket breaks ties in arrival order
         self._waiting: list[tuple[float, int]] = []
@@ -178,6 +179,7 @@ class CoreScheduler:
             self._narrow_next.discard(ticket)
             threads = 1
         self._running[ticket] = threads
+        self.grants_by_threads[threads] = self.grants_by_threads.get(threads, 0) + 1
         self._wide_since.pop(ticket, None)
         if threads > 1:
             self.wide_grants += 1

@@ -37,6 +37,7 @@ def test_shares_follow_the_load_on_16_cores() -> None:
     s.release(2)
     s.release(3)
     assert s.threads_for(4) == 16  # alone again
+    assert s.grants_by_threads == {8: 1, 4: 2, 16: 1}  # threads_for calls, by class
 
 
 def test_max_useful_threads_caps_every_grant() -> None:
@@ -142,3 +143,22 @@ def test_engine_option_sets_the_cap_and_admission_passes_it() -> None:
             _useful_threads("piper", {"max_useful_threads": bad}, None)
     assert Admission(16, 4, max_useful_threads=2).scheduler.max_useful_threads == 2
     assert Admission(2, 4, max_useful_threads=8).scheduler.max_useful_threads == 2
+
+
+def test_worker_metrics_show_grants_by_class_and_the_engine_cap() -> None:
+    from voxmesh.engines.registry import create_engine
+    from voxmesh.settings import WorkerSettings
+    from voxmesh.worker.server import WorkerApp
+
+    engine = create_engine("tone")
+    engine.max_useful_threads = 4
+    app = WorkerApp(engine, model="m", engine_name="tone", settings=WorkerSettings(), cores=16)
+    try:
+        sched = app.admission.scheduler
+        assert sched.max_useful_threads == 4
+        sched.submit(1)
+        sched.threads_for(1)
+        text = app.render_metrics()
+        assert 'voxmesh_worker_segment_threads_total{model="m",threads="4"} 1' in text
+    finally:
+        app.pool.shutdown(wait=False)
