@@ -106,7 +106,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         raise ConfigError(f"--options is not valid JSON: {exc}") from exc
     if not isinstance(options, dict):
         raise ConfigError(f"--options must be a JSON object, got {args.options!r}")
-    threads = args.threads or os.cpu_count() or 1
+    from voxmesh.cpu_budget import cpu_budget
+
+    threads = args.threads or cpu_budget()  # the pod's CPU limit, else the cores we may run on
     # the model loads on one core while the web stack imports on the other
     preload = start_preload(args.engine, options, threads)
 

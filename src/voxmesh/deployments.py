@@ -19,7 +19,6 @@ A config file (YAML) has two top-level keys: ``settings`` (see :mod:`voxmesh.set
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,7 +87,9 @@ class Deployment(BaseModel):
         return self
 
     def threads_per_replica(self) -> int:
-        return self.threads or (os.cpu_count() or 1)
+        from voxmesh.cpu_budget import cpu_budget
+
+        return self.threads or cpu_budget()
 
 
 class DeploymentsConfig(BaseModel):

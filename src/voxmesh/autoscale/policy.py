@@ -20,7 +20,7 @@ import enum
 from dataclasses import dataclass, replace
 
 from voxmesh.autoscale import steps
-from voxmesh.autoscale.snapshot import PolicyState, ScalingSpec, Snapshot
+from voxmesh.autoscale.snapshot import Metric, PolicyState, ScalingSpec, Snapshot
 from voxmesh.autoscale.steps import MetricProposal, ZeroOutcome
 
 __all__ = ["Decision", "Reason", "ReplicaCounts", "ReplicaPlan", "decide", "plan_replicas"]
@@ -32,6 +32,8 @@ class Reason(enum.Enum):
     METRICS = "metrics"  # the highest metric proposal, unchanged by later steps
     WITHIN_TOLERANCE = "within_tolerance"  # every metric within tolerance: keep current
     NO_METRICS = "no_metrics"  # nothing to go on: keep current
+    UNREADY = "unready"  # a scale-up undone by counting unready replicas at zero usage
+    METRICS_MISSING = "metrics_missing"  # a configured metric unreadable: no scale-down
     STABILIZED = "stabilized"  # held by the stabilization window
     RATE_LIMITED = "rate_limited"  # clamped by a behavior policy
     MIN_BOUND = "min_bound"
@@ -98,11 +100,17 @@ def decide(snapshot: Snapshot, spec: ScalingSpec, state: PolicyState) -> tuple[D
     proposals = steps.propose(snapshot, spec)
     raw, top_metric = steps.apply_max_over_metrics(proposals, current)
     estimated = [p for p in proposals if p.desired is not None]
+    missing = steps.missing_configured(snapshot, spec)
+    if steps.blocks_scale_down(missing, raw, current, bool(estimated)):
+        return _held_for_missing(snapshot, proposals, raw, missing, state)
+    history = steps.seed_recommendations(state.recommendations, now, current, state.started)
 
-    stabilized = steps.apply_stabilization(raw, current, now, state.recommendations, behavior)
+    stabilized = steps.apply_stabilization(raw, current, now, history, behavior)
     rate_limited = steps.apply_rate_policies(stabilized, current, now, state.scale_events, behavior)
     bounded = steps.apply_bounds(rate_limited, spec.floor, spec.max_replicas)
     final, zero, last_active = steps.apply_scale_to_zero(bounded, snapshot, spec, state.last_active_at)
+    if missing and zero is ZeroOutcome.TO_ZERO:
+        final, zero = bounded, ZeroOutcome.NONE  # to zero is a scale-down too
 
     if zero is ZeroOutcome.ACTIVATE:
         reason = Reason.ACTIVATED
@@ -118,6 +126,8 @@ def decide(snapshot: Snapshot, spec: ScalingSpec, state: PolicyState) -> tuple[D
         reason = Reason.STABILIZED
     elif not estimated:
         reason = Reason.NO_METRICS
+    elif final == current and any(p.held_by_unready for p in estimated) and raw == current:
+        reason = Reason.UNREADY
     elif all(p.within_tolerance for p in estimated):
         reason = Reason.WITHIN_TOLERANCE
     else:
@@ -145,9 +155,9 @@ def decide(snapshot: Snapshot, spec: ScalingSpec, state: PolicyState) -> tuple[D
     )
     # Only metric-driven proposals feed the stabilization window; at zero there are none.
     recommendations = (
-        state.recommendations
+        history
         if zero in (ZeroOutcome.STAY_AT_ZERO, ZeroOutcome.ACTIVATE)
-        else steps.record_recommendation(state.recommendations, now, raw, behavior)
+        else steps.record_recommendation(history, now, raw, behavior)
     )
     new_state = replace(
         state,
@@ -155,8 +165,31 @@ def decide(snapshot: Snapshot, spec: ScalingSpec, state: PolicyState) -> tuple[D
         scale_events=steps.record_scale_event(state.scale_events, now, final - current, behavior),
         last_active_at=last_active,
         last_decision=decision,
+        started=True,
     )
     return decision, new_state
+
+
+def _held_for_missing(
+    snapshot: Snapshot, proposals: tuple[steps.MetricProposal, ...], raw: int,
+    missing: tuple[Metric, ...], state: PolicyState,
+) -> tuple[Decision, PolicyState]:
+    """Keep ``current``: the HPA returns an error before stabilization, so nothing is
+    recorded (no recommendation, no scale event) and the controller does not count as
+    started."""
+    current = snapshot.current_replicas
+    names = ",".join(m.value for m in missing)
+    message = (
+        f"{current} -> {current}: {Reason.METRICS_MISSING.value} ({names} unreadable: no scale-down); "
+        f"{_describe(proposals)}; raw={raw}"
+    )
+    decision = Decision(
+        deployment=snapshot.deployment, at=snapshot.now, current_replicas=current,
+        ready_replicas=snapshot.ready_replicas, warm_replicas=snapshot.warm_replicas,
+        desired_replicas=current, reason=Reason.METRICS_MISSING, message=message, proposals=proposals,
+        raw=raw, stabilized=current, rate_limited=current, bounded=current,
+    )
+    return decision, replace(state, last_decision=decision)
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,11 @@ class Snapshot:
 
     ``current_replicas`` is the replica count the controller is converging to (the HPA's
     ``spec.replicas``: serving plus those starting to serve); ``ready_replicas`` the routable
-    ones; ``warm_replicas`` the loaded but unrouted ones.
+    ones; ``warm_replicas`` the loaded but unrouted ones. ``current - ready`` replicas are
+    not ready (the HPA's unready pods). ``missing_metrics`` names the metrics that could not
+    be read this time (a replica's scrape failed, no CPU reading yet): the HPA's invalid
+    metrics, which block a scale-down. A metric absent from ``metrics`` and not listed there
+    simply was not provided.
     """
 
     now: float
@@ -81,6 +85,7 @@ class Snapshot:
     ready_replicas: int
     warm_replicas: int = 0
     metrics: tuple[MetricSample, ...] = ()
+    missing_metrics: tuple[Metric, ...] = ()
 
     def get(self, name: Metric) -> MetricSample | None:
         for sample in self.metrics:
@@ -224,6 +229,9 @@ class PolicyState:
     scale_events: tuple[ScaleEvent, ...] = ()
     last_active_at: float | None = None  # last time the activation metric was above threshold
     last_decision: object | None = None  # a policy.Decision (typed loosely to avoid a cycle)
+    # False until the first decision: a (re)started controller seeds its recommendation
+    # history with the current count, as the HPA does (horizontal.go).
+    started: bool = False
 
 
 def spec_from_deployment(dep: Deployment) -> ScalingSpec:

@@ -15,8 +15,19 @@ Order, as in the Kubernetes HPA (``normalizeDesiredReplicasWithBehaviors``):
 6. :func:`apply_scale_to_zero` - KEDA-style activation: 0 -> 1 when the activation metric
    exceeds the threshold; back to 0 after ``cooldown`` without activity.
 
-Limits: the unified rule below treats unready replicas the way the HPA does for scale-up
-(zero usage), and does not model the HPA's "missing metrics" adjustments on scale-down.
+Three HPA rules around these steps (``horizontal.go``, ``replica_calculator.go``):
+
+- unready replicas: an AVERAGE metric asking for a scale-up is recomputed with the replicas
+  that are not ready at zero usage; if that lands within tolerance or flips the direction,
+  the metric keeps ``current`` (:func:`desired_for_average`);
+- a (re)started controller's first decision counts ``current`` as a recommendation made
+  now, so a scale-down waits out a whole window (:func:`seed_recommendations`);
+- while a configured metric cannot be read, no scale-down (:func:`missing_configured`,
+  :func:`blocks_scale_down`).
+
+Limits: a replica whose scrape failed is not modelled per pod (the HPA assumes 100 % of
+target for it on scale-down); the whole scale-down is blocked instead, as the HPA does for
+an invalid metric.
 """
 
 from __future__ import annotations
@@ -47,13 +58,17 @@ __all__ = [
     "apply_rate_policies",
     "apply_scale_to_zero",
     "apply_stabilization",
+    "blocks_scale_down",
     "ceil_replicas",
+    "desired_for_average",
     "desired_for_metric",
+    "missing_configured",
     "propose",
     "record_recommendation",
     "record_scale_event",
     "scale_down_limit",
     "scale_up_limit",
+    "seed_recommendations",
 ]
 
 _EPS = 1e-9  # keeps ceil(2.0000000001) at 2: metric arithmetic is float
@@ -73,6 +88,35 @@ class MetricProposal:
     ratio: float | None
     desired: int | None
     within_tolerance: bool = False
+    held_by_unready: bool = False  # a scale-up undone by counting unready replicas at zero
+
+
+def desired_for_average(
+    sample: MetricSample, target: float, current: int, ready: int, tolerance: float
+) -> MetricProposal:
+    """HPA ``GetResourceReplicas`` for a utilization averaged over the ready replicas.
+
+    ``usage = value / target`` over the ready ones; within tolerance keeps ``current``.
+    A scale-down (or no unready replica) asks ``ceil(usage * ready)``. A scale-up with
+    ``current - ready`` replicas not ready is recomputed with those at zero usage:
+    ``ready * value / (current * target)``; if that is within tolerance or below 1 (the
+    direction flips), the metric keeps ``current``, otherwise it asks ``ceil(ready * value
+    / target)``.
+    """
+    if ready <= 0:
+        return MetricProposal(sample.name, sample.value, target, None, None)
+    usage = sample.value / target
+    if abs(usage - 1.0) <= tolerance + _EPS:
+        return MetricProposal(sample.name, sample.value, target, usage, current, within_tolerance=True)
+    unready = max(current - ready, 0)
+    if unready == 0 or usage < 1.0:
+        return MetricProposal(sample.name, sample.value, target, usage, ceil_replicas(usage * ready))
+    recomputed = ready * sample.value / (current * target)
+    if abs(recomputed - 1.0) <= tolerance + _EPS:
+        return MetricProposal(sample.name, sample.value, target, recomputed, current, within_tolerance=True)
+    if recomputed < 1.0:  # the direction flips: no scaling
+        return MetricProposal(sample.name, sample.value, target, recomputed, current, held_by_unready=True)
+    return MetricProposal(sample.name, sample.value, target, recomputed, ceil_replicas(recomputed * current))
 
 
 def desired_for_metric(
@@ -80,15 +124,14 @@ def desired_for_metric(
 ) -> MetricProposal:
     """The HPA rule for one metric.
 
-    ``load`` is the metric in replica units times the target: the total for a TOTAL metric
-    (in-flight, QPS, queue), ``ready * value`` for an AVERAGE one (utilization averaged over
-    ready replicas; replicas still starting count as zero usage, as in the HPA). Then
-    ``ratio = load / (current * target)`` and ``desired = ceil(load / target)``, which is
-    ``ceil(current * ratio)``.
+    A TOTAL metric (in-flight, QPS, queue) is the HPA's external metric with an
+    ``AverageValue`` target: ``ratio = total / (current * target)``, ``desired =
+    ceil(total / target)``, readiness plays no part. An AVERAGE one follows
+    :func:`desired_for_average`.
     """
-    load = sample.value if sample.kind is MetricKind.TOTAL else ready * sample.value
-    if sample.kind is MetricKind.AVERAGE and ready == 0:
-        return MetricProposal(sample.name, sample.value, target, None, None)
+    if sample.kind is MetricKind.AVERAGE:
+        return desired_for_average(sample, target, current, ready, tolerance)
+    load = sample.value
     if current <= 0:
         return MetricProposal(sample.name, sample.value, target, None, ceil_replicas(load / target))
     ratio = load / (current * target)
@@ -108,6 +151,20 @@ def propose(snapshot: Snapshot, spec: ScalingSpec) -> tuple[MetricProposal, ...]
             desired_for_metric(sample, target, snapshot.current_replicas, snapshot.ready_replicas, spec.tolerance)
         )
     return tuple(out)
+
+
+def missing_configured(snapshot: Snapshot, spec: ScalingSpec) -> tuple[Metric, ...]:
+    """The configured metrics the snapshot says could not be read."""
+    targets = spec.targets()
+    return tuple(m for m in snapshot.missing_metrics if m in targets)
+
+
+def blocks_scale_down(missing: tuple[Metric, ...], raw: int, current: int, any_estimate: bool) -> bool:
+    """HPA ``computeReplicasForMetrics``: with an invalid metric, a scale-down (or, with no
+    valid metric at all, any change) is refused and the controller keeps ``current``."""
+    if not missing or current <= 0:
+        return False
+    return raw < current or not any_estimate
 
 
 def apply_max_over_metrics(proposals: tuple[MetricProposal, ...], current: int) -> tuple[int, Metric | None]:
@@ -264,6 +321,16 @@ def apply_scale_to_zero(
         if snapshot.now - idle_since >= spec.scale_to_zero_cooldown_s:
             return 0, ZeroOutcome.TO_ZERO, last_active_at
     return desired, ZeroOutcome.NONE, last_active_at
+
+
+def seed_recommendations(
+    recommendations: tuple[Recommendation, ...], now: float, current: int, started: bool
+) -> tuple[Recommendation, ...]:
+    """HPA: a controller without history for this target starts it with ``current`` at
+    ``now``, so the first scale-down waits out the whole window."""
+    if started:
+        return recommendations
+    return (*recommendations, Recommendation(now, current))
 
 
 def record_recommendation(

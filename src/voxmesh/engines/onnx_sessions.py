@@ -48,6 +48,15 @@ Releasing memory (``release_memory=True``, the engines' ``release_memory`` optio
     a tighter limit. Off by default. Growing the arena by exactly what is asked (extend strategy
     ``kSameAsRequested``) instead of doubling did not lower the peak either.
 
+More than 2 cores: middle classes
+    The core scheduler grants from the classes ``1, 2, 4, ...`` up to ``threads``. For each
+    class strictly between 1 and ``threads`` (none on 2 cores) the background thread makes
+    one more session after the narrow one (``intra_op_num_threads`` = the class, sharing the
+    arena, warmed like the narrow one). ``pick(k)`` answers the session with the most threads
+    not above ``k`` that exists yet (never more threads than granted), and the wide one
+    while nothing smaller exists (as before the narrow one is ready). Cost: one more copy of
+    the weights per class (16 cores: 5 sessions).
+
 Limits
     The arena keeps its high-water mark (unless ``release_memory``). Concurrent runs of
     sentences of different lengths fragment it, so RSS grows under the first minutes of
@@ -73,7 +82,7 @@ import onnxruntime as ort
 from voxmesh.background import start_background
 from voxmesh.engines.base import Interrupt, SegmentInterrupted
 
-__all__ = ["SessionPair", "make_session"]
+__all__ = ["SessionPair", "make_session", "middle_classes"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +122,16 @@ def make_session(model: Path | str | bytes, threads: int) -> ort.InferenceSessio
     return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def middle_classes(threads: int) -> tuple[int, ...]:
+    """The thread classes strictly between 1 and ``threads``: 2, 4, 8, ..."""
+    out = []
+    k = 2
+    while k < threads:
+        out.append(k)
+        k *= 2
+    return tuple(out)
+
+
 def _run_options() -> ort.RunOptions:
     """Run options of ``release_memory``: the arena hands unused regions back after the run."""
     options = ort.RunOptions()
@@ -131,6 +150,8 @@ class SessionPair:
         #: pass to every ``run`` (``None`` unless ``release_memory``: see the module doc)
         self.run_options = _run_options() if release_memory else None
         self._narrow: ort.InferenceSession | None = wide if threads <= 1 else None
+        #: sessions of the classes 2, 4, ... below ``threads``, added by the background thread
+        self._middle: dict[int, ort.InferenceSession] = {}
         self._narrow_ready = threading.Event()
         if self._narrow is not None:
             self._narrow_ready.set()
@@ -156,8 +177,18 @@ class SessionPair:
             self._narrow = narrow
         except Exception:  # the wide session keeps serving; log and carry on
             log.exception("could not create the one-thread session; every request uses the wide one")
+            return
         finally:
             self._narrow_ready.set()
+        for k in middle_classes(self.threads):
+            try:
+                session = make_session(model, k)
+                if warm_feed is not None:
+                    session.run(None, warm_feed(), self.run_options)
+            except Exception:
+                log.exception("could not create the %d-thread session; such grants use a smaller one", k)
+                return
+            self._middle = {**self._middle, k: session}  # replaced whole: readers never see it half-built
 
     def wait_narrow(self, timeout: float | None = None) -> bool:
         return self._narrow_ready.wait(timeout)
@@ -182,8 +213,21 @@ class SessionPair:
                 raise SegmentInterrupted() from None
             raise
 
+    @property
+    def classes(self) -> tuple[int, ...]:
+        """Thread counts with a session now (1 once the narrow one exists)."""
+        have = [1] if self._narrow is not None else []
+        return (*have, *sorted(self._middle), self.threads) if self.threads > 1 else (1,)
+
     def pick(self, threads: int | None) -> ort.InferenceSession:
-        """``None`` means "the engine's default": all the threads it was loaded with."""
-        if threads is None or threads > 1:
+        """``None`` means "the engine's default": all the threads it was loaded with.
+        Otherwise the session with the most threads not above ``threads`` that exists."""
+        if threads is None or threads >= self.threads:
+            return self.wide
+        middle = self._middle
+        fits = [k for k in middle if k <= threads]
+        if fits:
+            return middle[max(fits)]
+        if threads > 1 and self._narrow is None:
             return self.wide
         return self.narrow

@@ -72,6 +72,10 @@ def _espeak_lock() -> Any:
 class PiperEngine:
     name = "piper"
 
+    #: the most threads that still make one request faster (set from the engine options);
+    #: no session is made with more (the scheduler never grants more)
+    max_useful_threads: int | None = None
+
     def __init__(self, model_path: Path | None = None, config_path: Path | None = None,
                  release_memory: bool = False) -> None:
         if model_path is None or config_path is None:
@@ -96,7 +100,7 @@ class PiperEngine:
         try:
             cfg = json.loads(self.config_path.read_text(encoding="utf-8"))
             self._config = PiperConfig.from_dict(cfg)
-            self._sessions = SessionPair.load(self.model_path, threads, warm_feed=self._warm_feed,
+            self._sessions = SessionPair.load(self.model_path, min(threads, self.max_useful_threads or threads), warm_feed=self._warm_feed,
                                               release_memory=self.release_memory)
             with self._lock:
                 self._phonemizer = EspeakPhonemizer(ESPEAK_DATA_DIR)

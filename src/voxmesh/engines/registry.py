@@ -36,21 +36,39 @@ def _flag(name: str, options: Mapping[str, Any], key: str) -> bool:
     return value
 
 
+def _useful_threads(name: str, options: Mapping[str, Any], default: int | None) -> int | None:
+    """``max_useful_threads``: the most intra-op threads that still make one request of this
+    engine faster (the core scheduler never grants more); ``None``: no cap."""
+    value = options.get("max_useful_threads", default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"engine {name}: option max_useful_threads must be an integer >= 1, got {value!r}")
+    return value
+
+
 def _piper(options: Mapping[str, Any]) -> Any:
     from voxmesh.engines.piper import PiperEngine
 
-    _check_options("piper", options, {"model_path", "config_path", "release_memory"})
+    _check_options("piper", options, {"model_path", "config_path", "release_memory", "max_useful_threads"})
     model = options.get("model_path")
     config = options.get("config_path")
-    return PiperEngine(Path(model) if model else None, Path(config) if config else None,
-                       release_memory=_flag("piper", options, "release_memory"))
+    engine = PiperEngine(Path(model) if model else None, Path(config) if config else None,
+                         release_memory=_flag("piper", options, "release_memory"))
+    # Piper scales to 16 threads on a 16-core Xeon (463 -> 109 ms, ../shared/bench/scale_16core_xeon.txt)
+    engine.max_useful_threads = _useful_threads("piper", options, None)
+    return engine
+
+
+# Kokoro int8 on a 16-core Xeon: 9.6 / 8.3 / 10.4 s at 1 / 2 / 4 threads (../shared/bench/kokoro_16core_xeon.txt)
+KOKORO_MAX_USEFUL_THREADS = 2
 
 
 def _kokoro(options: Mapping[str, Any]) -> Any:
     from voxmesh.api.openai_voices import OPENAI_VOICES
     from voxmesh.engines.kokoro import KokoroEngine
 
-    _check_options("kokoro", options, {"release_memory", "voices_path", "openai_voices"})
+    _check_options("kokoro", options, {"release_memory", "voices_path", "openai_voices", "max_useful_threads"})
     path = options.get("voices_path")
     mapping = options.get("openai_voices") or {}
     if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
@@ -58,8 +76,10 @@ def _kokoro(options: Mapping[str, Any]) -> Any:
     unknown = sorted(set(mapping) - set(OPENAI_VOICES))
     if unknown:
         raise ConfigError(f"engine kokoro: openai_voices has unknown names {unknown}; OpenAI's are {list(OPENAI_VOICES)}")
-    return KokoroEngine(release_memory=_flag("kokoro", options, "release_memory"),
-                        voices_path=Path(path) if path else None, openai_voices=dict(mapping))
+    engine = KokoroEngine(release_memory=_flag("kokoro", options, "release_memory"),
+                          voices_path=Path(path) if path else None, openai_voices=dict(mapping))
+    engine.max_useful_threads = _useful_threads("kokoro", options, KOKORO_MAX_USEFUL_THREADS)
+    return engine
 
 
 def _tone(options: Mapping[str, Any]) -> Any:

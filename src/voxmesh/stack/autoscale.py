@@ -46,6 +46,16 @@ class _Rate:
         return (total - prev[1]) / (now - prev[0])
 
 
+def _missing(serving: int, scraped: int, cpu_read: int) -> tuple[Metric, ...]:
+    """Metrics that could not be read from every serving replica this tick."""
+    out: list[Metric] = []
+    if scraped < serving:
+        out += [Metric.IN_FLIGHT, Metric.QPS, Metric.QUEUE_LENGTH]
+    if cpu_read < serving:
+        out.append(Metric.CPU_UTILIZATION)
+    return tuple(out)
+
+
 class AutoscaleLoop:
     def __init__(self, supervisor: Any, deployments: list[Deployment], *,
                  clock: Callable[[], float] = time.monotonic, held: dict[str, int] | None = None) -> None:
@@ -84,10 +94,14 @@ class AutoscaleLoop:
         queue = sum(m.get("voxmesh_worker_queue_length", 0) for m in scraped)
         requests = sum(m.get("voxmesh_worker_requests_total", 0) for m in scraped)
         qps = self.rates[name].update(now, requests)
-        cpu = self._cpu_utilization(serving, dep.threads_per_replica())
+        cpu, cpu_read = self._cpu_utilization(serving, dep.threads_per_replica())
+        # The HPA's spec.replicas: the count the supervisor converges to, of which the
+        # serving ones are ready; the rest are still booting (counted at zero usage).
+        current = max(len(serving), int(getattr(self.supervisor, "desired", {}).get(name, len(serving))))
         snap = Snapshot(
             now=now, deployment=name,
-            current_replicas=len(serving), ready_replicas=len(serving),
+            current_replicas=current, ready_replicas=len(serving),
+            missing_metrics=_missing(len(serving), len(scraped), cpu_read),
             warm_replicas=len(self.supervisor.warm(name)),
             metrics=(
                 MetricSample(Metric.IN_FLIGHT, in_flight, MetricKind.TOTAL),
@@ -100,12 +114,14 @@ class AutoscaleLoop:
         self.last[name] = decision
         key = (name, decision.reason.value)
         self.decisions_total[key] = self.decisions_total.get(key, 0) + 1
-        if decision.desired_replicas != len(serving):
+        if decision.desired_replicas != current:
             log.info("autoscale %s: %d -> %d (%s) in_flight=%.0f qps=%.1f cpu=%.2f queue=%.0f", name,
-                     len(serving), decision.desired_replicas, decision.message, in_flight, qps, cpu, queue)
+                     current, decision.desired_replicas, decision.message, in_flight, qps, cpu, queue)
             self.supervisor.scale(name, decision.desired_replicas, reason=decision.message)
 
-    def _cpu_utilization(self, replicas: list[Any], cores: int) -> float:
+    def _cpu_utilization(self, replicas: list[Any], cores: int) -> tuple[float, int]:
+        """Average busy fraction of the replicas' cores, and how many replicas were read
+        (a new process is only primed on its first tick)."""
         values = []
         for rep in replicas:
             pid = rep.proc.pid if rep.proc is not None else None
@@ -120,7 +136,7 @@ class AutoscaleLoop:
                 values.append(proc.cpu_percent(None) / 100.0 / max(1, cores))
             except psutil.Error:
                 self._cpu.pop(pid, None)
-        return sum(values) / len(values) if values else 0.0
+        return (sum(values) / len(values) if values else 0.0), len(values)
 
     def metrics_text(self) -> str:
         lines = [

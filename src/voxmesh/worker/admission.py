@@ -65,8 +65,10 @@ class Slot:
 
 class Admission:
     def __init__(self, cores: int, max_queue: int, retry_after_s: float = 1.0, calm_s: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic, preempt_frac: float = 0.0) -> None:
-        self.scheduler = CoreScheduler(cores, max_queue, calm_s=calm_s, preempt_frac=preempt_frac)
+                 clock: Callable[[], float] = time.monotonic, preempt_frac: float = 0.0,
+                 max_useful_threads: int | None = None) -> None:
+        self.scheduler = CoreScheduler(cores, max_queue, calm_s=calm_s, preempt_frac=preempt_frac,
+                                       max_useful_threads=max_useful_threads)
         self.now = clock
         self._tickets = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[None]] = {}

@@ -60,8 +60,22 @@ Algorithm
     from 1.09 (FIFO) to 1.06; with the per-request spread of the machine added (6 % for the
     same sentence) both orders are at ~1.11, which is also what the worker measures.
 
+N cores: thread classes and fair shares
+    Grants come from the classes ``1, 2, 4, ...`` up to ``cores`` (``cores`` itself is a
+    class, so a lone request still gets every core). A segment's grant is its fair share
+    ``cores // demand`` (``demand``: the requests running, this one included, plus those
+    waiting; at least 2 during the ``calm_s`` hysteresis) rounded down to a class, capped by
+    the cores the others leave free and by ``max_useful_threads`` (the largest class that
+    still makes a request of this engine measurably faster: Kokoro int8 gains nothing past
+    2 threads on a 16-core Xeon, ``../shared/bench/kokoro_16core_xeon.txt``). A waiter
+    starts whenever a core is free (and fewer than ``cores`` requests run), so no core idles
+    while a request waits. On 2 cores this is exactly the rule above: alone 2, else 1.
+    A preempted request re-runs its segment on one core; its later segments get their
+    share again.
+
 Limits
-    A newcomer that finds a lone request mid-segment with all cores (and past the
+    Powers of two leave cores idle when the share is not one (3 requests on 16 cores run
+    on 4 threads each; a fourth request takes the 4 idle ones). A newcomer that finds a lone request mid-segment with all cores (and past the
     ``preempt_frac`` window) waits up to one segment
     (Piper ~0.2 s, Kokoro ~1.7 s for a long sentence on these machines). ``max_queue`` bounds
     the waiting list; past it :meth:`submit` answers ``REJECTED`` (the worker sends 503).
@@ -75,7 +89,7 @@ import heapq
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["Admit", "CoreScheduler", "Grant"]
+__all__ = ["Admit", "CoreScheduler", "Grant", "class_at_most", "thread_classes"]
 
 
 class Admit(Enum):
@@ -90,24 +104,51 @@ class Grant:
     threads: int
 
 
+def thread_classes(cores: int) -> tuple[int, ...]:
+    """``1, 2, 4, ...`` below ``cores``, then ``cores`` itself."""
+    out = []
+    k = 1
+    while k < cores:
+        out.append(k)
+        k *= 2
+    out.append(cores)
+    return tuple(out)
+
+
+def class_at_most(classes: tuple[int, ...], limit: int) -> int:
+    """The largest class not above ``limit`` (1 at least)."""
+    best = classes[0]
+    for c in classes:
+        if c <= limit:
+            best = c
+    return best
+
+
 class CoreScheduler:
-    def __init__(self, cores: int, max_queue: int, calm_s: float = 0.0, preempt_frac: float = 0.0) -> None:
+    def __init__(self, cores: int, max_queue: int, calm_s: float = 0.0, preempt_frac: float = 0.0,
+                 max_useful_threads: int | None = None) -> None:
         if cores < 1:
             raise ValueError("cores must be >= 1")
+        if max_useful_threads is not None and max_useful_threads < 1:
+            raise ValueError("max_useful_threads must be >= 1")
         if calm_s < 0:
             raise ValueError("calm_s must be >= 0")
         if not 0.0 <= preempt_frac <= 1.0:
             raise ValueError("preempt_frac must be within [0, 1]")
         self.cores = cores
+        self.classes = thread_classes(cores)
+        self.max_useful_threads = min(cores, max_useful_threads or cores)
         self.max_queue = max_queue
         self.calm_s = calm_s
         self.preempt_frac = preempt_frac
         self.preemptions = 0
         self._wide_since: dict[int, tuple[float, float]] = {}  # ticket -> (segment start, expected time)
         self._preempted: list[int] = []
+        self._narrow_next: set[int] = set()  # preempted: the re-run segment gets one core
         self._contended_at = float("-inf")
         self.wide_grants = 0  # segments started with all cores / one core (threads_for calls)
         self.narrow_grants = 0
+        self.grants_by_threads: dict[int, int] = {}  # segments started, by granted thread class
         self._running: dict[int, int] = {}
         # heap of (latest start = now - cost, ticket); ticket breaks ties in arrival order
         self._waiting: list[tuple[float, int]] = []
@@ -132,8 +173,13 @@ class CoreScheduler:
         ``cost``: the segment's expected time with all cores (0: unknown, never preempted)."""
         if ticket not in self._running:
             raise KeyError(ticket)
+        self._running[ticket] = 0  # its previous segment is over: its threads are free
         threads = self._grant_threads(others=len(self._running) - 1, now=now)
+        if ticket in self._narrow_next:
+            self._narrow_next.discard(ticket)
+            threads = 1
         self._running[ticket] = threads
+        self.grants_by_threads[threads] = self.grants_by_threads.get(threads, 0) + 1
         self._wide_since.pop(ticket, None)
         if threads > 1:
             self.wide_grants += 1
@@ -159,13 +205,14 @@ class CoreScheduler:
             return False
         self._running[ticket] = 1
         del self._wide_since[ticket]
+        self._narrow_next.add(ticket)
         self._preempted.append(ticket)
         self.preemptions += 1
         return True
 
     def _has_room(self) -> bool:
-        """A free core, and no running request holds every core for its current segment."""
-        return len(self._running) < self.cores and all(t <= 1 for t in self._running.values())
+        """A free core (no more than ``cores`` requests, and their grants leave one)."""
+        return len(self._running) < self.cores and self.threads_granted < self.cores
 
     def admit_waiting(self, now: float = 0.0) -> list[Grant]:
         """Start waiters while there is room; returns the newly started."""
@@ -177,12 +224,17 @@ class CoreScheduler:
         return started
 
     def _grant_threads(self, others: int, now: float) -> int:
-        """All cores when nothing else is running or waiting and the worker has been calm
-        for ``calm_s``; one core otherwise (and the contention is remembered)."""
+        """The fair share of the cores rounded down to a class, capped by the free cores and
+        ``max_useful_threads``; contention is remembered, and within ``calm_s`` of it the
+        share is at most half the cores (on 2 cores: all cores alone and calm, else one)."""
         if others > 0 or self._waiting:
             self._contended_at = now
-        alone = others == 0 and not self._waiting and now - self._contended_at >= self.calm_s
-        return self.cores if alone else 1
+        demand = others + 1 + len(self._waiting)
+        if now - self._contended_at < self.calm_s:
+            demand = max(demand, 2)
+        free = self.cores - self.threads_granted
+        share = min(self.cores // demand, free, self.max_useful_threads)
+        return class_at_most(self.classes, max(1, share))
 
     def submit(self, ticket: int, *, now: float = 0.0, cost: float = 0.0) -> tuple[Admit, Grant | None]:
         """Admit ``ticket`` (tickets increase with arrival). ``now`` (monotonic seconds) dates
@@ -207,6 +259,7 @@ class CoreScheduler:
                 self._contended_at = now  # contention lasts until it ends here, not from its start
             del self._running[ticket]
             self._wide_since.pop(ticket, None)
+            self._narrow_next.discard(ticket)
         else:
             if ticket in self._queued:
                 self._queued.discard(ticket)
@@ -216,6 +269,6 @@ class CoreScheduler:
         return self.admit_waiting(now)
 
     def _start(self, ticket: int, now: float) -> Grant:
-        threads = self._grant_threads(others=len(self._running), now=now)
+        threads = self._grant_threads(others=len(self._running), now=now)  # before it counts
         self._running[ticket] = threads
         return Grant(ticket, threads)

@@ -86,7 +86,8 @@ class WorkerApp:
         self.cores = cores
         self.dictionary = dictionary
         self.admission = Admission(cores, settings.max_queue, calm_s=settings.calm_s,
-                                   preempt_frac=settings.preempt_frac)
+                                   preempt_frac=settings.preempt_frac,
+                                   max_useful_threads=getattr(engine, "max_useful_threads", None))
         self.pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="infer")
         self.ready = False
         self.stats = WorkerStats()
@@ -186,6 +187,10 @@ class WorkerApp:
             "# TYPE voxmesh_worker_segment_grants_total counter",
             f'voxmesh_worker_segment_grants_total{{model="{m}",threads="all"}} {self.admission.scheduler.wide_grants}',
             f'voxmesh_worker_segment_grants_total{{model="{m}",threads="1"}} {self.admission.scheduler.narrow_grants}',
+            "# HELP voxmesh_worker_segment_threads_total segments started, by granted thread class (1, 2, 4, ...)",
+            "# TYPE voxmesh_worker_segment_threads_total counter",
+            *(f'voxmesh_worker_segment_threads_total{{model="{m}",threads="{k}"}} {n}'
+              for k, n in sorted(self.admission.scheduler.grants_by_threads.items())),
             "# HELP voxmesh_worker_segment_preemptions_total all-core segments taken back for a newcomer and rerun",
             "# TYPE voxmesh_worker_segment_preemptions_total counter",
             f'voxmesh_worker_segment_preemptions_total{{model="{m}"}} {self.admission.scheduler.preemptions}',
