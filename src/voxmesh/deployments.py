@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from voxmesh.errors import ConfigError
 
-__all__ = ["Deployment", "DeploymentsConfig", "ExternalSpec", "ReplicaSpec", "ScalingTargets", "load_deployments"]
+__all__ = ["CoreShareSpec", "Deployment", "DeploymentsConfig", "ExternalSpec", "ReplicaSpec", "ScalingTargets", "load_deployments"]
 
 DEFAULT_CONFIG = Path(__file__).parent / "config" / "default.yaml"
 
@@ -68,6 +68,14 @@ class ExternalSpec(BaseModel):
     tls: bool = False
 
 
+class CoreShareSpec(BaseModel):
+    """A deployment's share of the host core budget under contention (voxmesh.hostcores)."""
+
+    model_config = ConfigDict(extra="forbid")
+    weight: float = Field(1.0, gt=0, description="share of the cores beyond the guarantees, by weight")
+    min: int = Field(0, ge=0, description="cores guaranteed while it wants them")
+
+
 class Deployment(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -79,6 +87,7 @@ class Deployment(BaseModel):
     pronunciation_dictionary: Path | None = None
     external: ExternalSpec | None = None
     env: dict[str, str] = Field(default_factory=dict, description="extra VOXMESH_* settings for its workers")
+    cores: CoreShareSpec = CoreShareSpec()
 
     @model_validator(mode="after")
     def _engine_or_external(self) -> Deployment:

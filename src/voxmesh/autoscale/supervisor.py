@@ -36,6 +36,7 @@ import aiohttp
 from voxmesh.autoscale.lifecycle import ReplicaState, RestartBackoff, transition
 from voxmesh.deployments import Deployment
 from voxmesh.gateway.balancer.pool import Add, Endpoint, Remove
+from voxmesh.hostcores.config import worker_env
 from voxmesh.lifeline import RunDir
 from voxmesh.lifeline.parent import preexec_parent_death
 
@@ -241,6 +242,7 @@ class Supervisor:
             rep.started_at = self.clock()
             backoff.started()
             env = {**os.environ, **self.launch.extra_env, **dep.env}
+            env |= worker_env(env, self.deployments.values(), dep.name)  # host core budget (opt-in)
             log_path = self.launch.data_dir / "logs" / f"{rep.id}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(log_path, "ab") as logf:

@@ -41,11 +41,13 @@ from voxmesh.api.errors import error_middleware
 from voxmesh.api.schemas import SpeechRequest, parse_body
 from voxmesh.engines.base import SegmentInterrupted
 from voxmesh.errors import EngineError, Overloaded
+from voxmesh.hostcores.broker import from_env as host_broker_from_env
 from voxmesh.observability.metrics import Registry
 from voxmesh.observability.stages import STAGES, StageFault, StageTimes
 from voxmesh.settings import WorkerSettings
 from voxmesh.worker.admission import Admission, Slot
 from voxmesh.worker.faults import Faults
+from voxmesh.worker.scheduler import class_at_most
 
 __all__ = ["WorkerApp", "build_worker_app"]
 
@@ -89,6 +91,8 @@ class WorkerApp:
                                    preempt_frac=settings.preempt_frac,
                                    max_useful_threads=getattr(engine, "max_useful_threads", None))
         self.pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="infer")
+        #: the host core budget shared by every worker on this host (voxmesh.hostcores; opt-in by env)
+        self.host_cores = host_broker_from_env()
         self.ready = False
         self.stats = WorkerStats()
         self.rng = rng or random.Random()
@@ -276,6 +280,9 @@ class WorkerApp:
         t0 = time.monotonic()
         while True:
             threads = slot.threads(cost=len(segment.text))
+            lease = await self._lease_host_cores(loop, threads)
+            if lease is not None:  # the host budget may give fewer: the largest class within it
+                threads = class_at_most(self.admission.scheduler.classes, lease[1])
             try:
                 pcm = await loop.run_in_executor(self.pool, render_segment, self.engine, plan, segment, threads,
                                                  slot.interrupt, times)
@@ -285,9 +292,19 @@ class WorkerApp:
             except Exception as exc:
                 self.stats.count(500)
                 raise EngineError(f"synthesis failed: {type(exc).__name__}: {exc}") from exc
+            finally:
+                if lease is not None and self.host_cores is not None:
+                    self.host_cores[0].release(lease[0])
         self.stats.synth_seconds += time.monotonic() - t0
         self.stats.audio_seconds += len(pcm) / float(plan.sample_rate)
         return pcm
+
+    async def _lease_host_cores(self, loop: asyncio.AbstractEventLoop, threads: int) -> tuple[int, int] | None:
+        """Lease ``threads`` cores (or fewer) from the host budget, when one is configured."""
+        if self.host_cores is None:
+            return None
+        broker, deployment = self.host_cores
+        return await loop.run_in_executor(None, broker.acquire, deployment, threads)
 
     async def _inject_faults(self) -> None:
         try:

@@ -1,0 +1,92 @@
+"""Host core budget across processes: two deployments busy at once never lease more cores
+than the budget (checked from the broker's grant metrics) and each keeps its weighted share;
+a crashed worker's lease comes back.
+
+The workers here are plain processes that lease cores per "segment" and hold them for 10 ms
+(sleeping: the budget's accounting is under test, not this shared machine's CPU).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+from voxmesh.hostcores.broker import CoreBroker
+from voxmesh.hostcores.budget import Share
+
+TOTAL = 4
+SHARES = {"piper": Share(weight=3), "kokoro": Share(weight=1)}
+
+
+def _worker(path: str, deployment: str, seconds: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    broker = CoreBroker(path, TOTAL, SHARES)
+    core_s = 0.0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        lease, cores = broker.acquire(deployment, TOTAL, timeout_s=10)
+        t0 = time.monotonic()
+        time.sleep(0.01)
+        core_s += cores * (time.monotonic() - t0)
+        broker.release(lease)
+    out.put((deployment, core_s))
+
+
+def _granted(text: str) -> dict[str, int]:
+    return {m[1]: int(m[2]) for m in re.finditer(r'voxmesh_host_cores_granted\{deployment="(\w+)"\} (\d+)', text)}
+
+
+def test_two_busy_deployments_share_the_budget(tmp_path: Path) -> None:
+    path = tmp_path / "cores.json"
+    broker = CoreBroker(path, TOTAL, SHARES)
+    ctx = mp.get_context("fork")
+    out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    procs = [ctx.Process(target=_worker, args=(str(path), dep, 2.0, out)) for dep in ("piper", "piper", "kokoro",
+                                                                                      "kokoro")]
+    samples: list[dict[str, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append(_granted(broker.metrics_text()))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    for p in procs:
+        p.start()
+    sampler.start()
+    for p in procs:
+        p.join(30)
+    stop.set()
+    sampler.join()
+    results = [out.get(timeout=5) for _ in procs]
+    assert all(p.exitcode == 0 for p in procs)
+    assert len(samples) > 50
+    assert max(sum(s.values()) for s in samples) <= TOTAL  # never more threads than cores
+    assert broker.snapshot()["max_granted"] <= TOTAL
+    core_s = {d: sum(c for dd, c in results if dd == d) for d in ("piper", "kokoro")}
+    piper_frac = core_s["piper"] / (core_s["piper"] + core_s["kokoro"])
+    assert 0.6 <= piper_frac <= 0.9, core_s  # weight 3:1 -> 0.75 of the cores under contention
+    text = broker.metrics_text()
+    assert 'voxmesh_host_core_waits_total{deployment="piper"}' in text
+
+
+def _crash_holding(path: str) -> None:
+    CoreBroker(path, TOTAL, SHARES).acquire("kokoro", TOTAL)
+    os._exit(1)  # dies without releasing
+
+
+def test_a_crashed_workers_lease_is_reclaimed(tmp_path: Path) -> None:
+    path = tmp_path / "cores.json"
+    ctx = mp.get_context("fork")
+    p = ctx.Process(target=_crash_holding, args=(str(path),))
+    p.start()
+    p.join(10)
+    assert p.exitcode == 1
+    broker = CoreBroker(path, TOTAL, SHARES)
+    lease, cores = broker.acquire("piper", TOTAL, timeout_s=2)
+    assert cores == TOTAL
+    broker.release(lease)
