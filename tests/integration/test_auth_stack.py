@@ -178,6 +178,12 @@ ROWS = [
     Row("GET", "/healthz", 200), Row("GET", "/readyz", 200),
     Row("GET", "/openapi.json", 200), Row("GET", "/docs", 200), Row("GET", "/v1/usage", 200),
     Row("GET", "/metrics", 200), Row("GET", "/v1/models", 200), Row("GET", "/v1/audio/voices", 200),
+    # enrolled voices: this stack has no Kokoro deployment to enrol for, so a caller who passes
+    # the guard gets the route's own answer (400 for the body, 404 for an id it does not own);
+    # tenant isolation of real voices is tested in tests/unit/voices and tests/e2e/test_voices_api.py
+    Row("POST", "/v1/audio/voices", 400, body={"name": "x"}),
+    Row("GET", "/v1/audio/voices/{voice_id}", 404, "/v1/audio/voices/voice_0123456789abcdef01234567"),
+    Row("DELETE", "/v1/audio/voices/{voice_id}", 404, "/v1/audio/voices/voice_0123456789abcdef01234567"),
     Row("POST", "/v1/audio/speech", 200, body={"model": "tts-1", "input": "Hi.", "voice": "low", "response_format": "wav"}),
     Row("POST", "/translate", 200, body={"q": "Hello", "source": "en", "target": "es"}),
     Row("POST", "/detect", 200, body={"q": "Hello"}),

@@ -94,6 +94,16 @@ _MODEL_Q = Param("model", "query", {"type": "string"}, "only this model's voices
 _ID = Param("id", "path", {"type": "string"}, "the job id", required=True)
 _MODEL_P = Param("model", "path", {"type": "string"}, "a public model name", required=True)
 _VOICES: dict[str, Any] = {"type": "object", "description": "{models: {deployment: [voice]}} or {model, voices}"}
+_VOICE_ID = Param("voice_id", "path", {"type": "string"}, "an enrolled voice id (voice_...)", required=True)
+_VOICE: dict[str, Any] = {"type": "object", "description": "an enrolled voice: id, name, model, state, progress"}
+_VOICE_FORM: dict[str, Any] = {
+    "type": "object", "required": ["file", "name", "consent"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "3-30 s of speech: wav, mp3, flac or ogg"},
+        "name": {"type": "string"}, "transcript": {"type": "string"}, "language": {"type": "string"},
+        "model": {"type": "string"}, "consent": {"type": "string", "enum": ["true"]},
+    },
+}
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/healthz", "Liveness", "health", answer=Status),
@@ -104,6 +114,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/models", "Models: deployments, splits and aliases", "models", answer=ModelList),
     Operation("GET", "/v1/audio/voices", "Voices per TTS model", "speech", answer=_VOICES, errors=(404,),
               params=(_MODEL_Q,)),
+    Operation("POST", "/v1/audio/voices", "Enrol a voice from 3-30 s of speech (voice matching runs in the background)",
+              "voices", body=_VOICE_FORM, body_types=("multipart/form-data",), ok=202, answer=_VOICE,
+              errors=(400, 404, 413, 415)),
+    Operation("GET", "/v1/audio/voices/{voice_id}", "An enrolled voice: state, fit progress, similarity report",
+              "voices", answer=_VOICE, errors=(404,), params=(_VOICE_ID,)),
+    Operation("DELETE", "/v1/audio/voices/{voice_id}", "Delete an enrolled voice (audio, embedding, fitted style)",
+              "voices", answer=_ANY_OBJECT, errors=(404,), params=(_VOICE_ID,)),
     Operation("POST", "/v1/audio/speech", "Synthesize speech (OpenAI-compatible)", "speech", body=SpeechRequest,
               answer=_BINARY, answer_types=_AUDIO, errors=(400, 404, 413, 415, *_UPSTREAM)),
     Operation("POST", "/translate", "Translate (LibreTranslate-compatible)", "translation", body=TranslateRequest,

@@ -61,9 +61,9 @@ ROUTES: dict[tuple[str, str], str] = {
     # speech and voices
     ("POST", "/v1/audio/speech"): TTS_SPEAK,
     ("GET", "/v1/audio/voices"): VOICES_READ,
-    ("GET", "/v1/audio/voices/{id}"): VOICES_READ,
+    ("GET", "/v1/audio/voices/{voice_id}"): VOICES_READ,
     ("POST", "/v1/audio/voices"): VOICES_WRITE,
-    ("DELETE", "/v1/audio/voices/{id}"): VOICES_WRITE,
+    ("DELETE", "/v1/audio/voices/{voice_id}"): VOICES_WRITE,
     # translation (LibreTranslate, voxmesh, OpenAI chat)
     ("POST", "/translate"): MT_TRANSLATE,
     ("POST", "/detect"): MT_TRANSLATE,

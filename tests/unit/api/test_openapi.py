@@ -15,6 +15,7 @@ from voxmesh.api.openapi import OPERATIONS, build_openapi
 from voxmesh.gateway.app import GATEWAY_KEY, Catalog, Gateway, build_gateway_app
 from voxmesh.jobs.routes import setup_job_routes
 from voxmesh.settings import load_settings
+from voxmesh.voices.routes import setup_voice_routes
 
 
 class _Plane:
@@ -33,7 +34,9 @@ def _app(**settings: Any) -> web.Application:
     s = load_settings(None, **settings)
     gw = Gateway(s, _Plane(), Catalog())
     service = SimpleNamespace(settings=s)
-    return build_gateway_app(gw, setup=[lambda app: setup_job_routes(app, service)])  # type: ignore[arg-type]
+    voices = SimpleNamespace()  # routes only: no request reaches it here
+    return build_gateway_app(gw, setup=[lambda app: setup_job_routes(app, service),  # type: ignore[arg-type]
+                                        lambda app: setup_voice_routes(app, voices)])  # type: ignore[arg-type]
 
 
 def _route_table(app: web.Application) -> set[tuple[str, str]]:

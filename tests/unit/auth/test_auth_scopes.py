@@ -69,7 +69,7 @@ def test_scope_of_each_kind_of_route() -> None:
     assert scope_for("GET", "/languages") == "mt:translate"
     assert scope_for("DELETE", "/v1/jobs/{id}") == "jobs:write"
     assert scope_for("GET", "/v1/jobs/{id}/result") == "jobs:read"
-    assert scope_for("DELETE", "/v1/audio/voices/{id}") == "voices:write"
+    assert scope_for("DELETE", "/v1/audio/voices/{voice_id}") == "voices:write"
     assert scope_for("GET", "/v1/usage") == AUTHENTICATED
     assert scope_for("PUT", "/admin/splits/{model}") == ADMIN
 
