@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from voxmesh.api.errors import error_response
 from voxmesh.errors import InvalidRequest, NotFound, Overloaded, PayloadTooLarge, VoxmeshError
@@ -80,7 +81,7 @@ async def _parse_create(request: web.Request, limit: int) -> dict[str, Any]:
     if request.content_type.startswith("multipart/"):
         try:
             return await _parse_multipart(request, limit)
-        except (ValueError, AssertionError, KeyError) as exc:  # aiohttp's multipart parser on bad framing
+        except (ValueError, AssertionError, KeyError, HttpProcessingError) as exc:  # multipart parser: bad framing
             raise InvalidRequest(f"malformed multipart body ({exc}): send multipart/form-data with a boundary "
                                  "and a 'file' part") from exc  # fmt: skip
     return await _parse_json(request, limit)

@@ -18,6 +18,7 @@ import json
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from voxmesh.errors import InvalidRequest, PayloadTooLarge
 from voxmesh.voices.service import Enrolment, VoiceService, is_enrolled_id
@@ -38,6 +39,14 @@ def tenant_of(request: web.Request) -> str:
 async def _parse_form(request: web.Request, default_model: str | None) -> Enrolment:
     if not request.content_type.startswith("multipart/"):
         raise InvalidRequest("send multipart/form-data with fields file, name and consent=true")
+    try:
+        return await _read_form(request, default_model)
+    except (ValueError, AssertionError, KeyError, UnicodeError, HttpProcessingError) as exc:  # bad framing
+        raise InvalidRequest(f"malformed multipart body ({type(exc).__name__}): send multipart/form-data with a "
+                             "boundary and the fields file, name and consent=true") from exc
+
+
+async def _read_form(request: web.Request, default_model: str | None) -> Enrolment:
     reader = await request.multipart()
     fields: dict[str, str] = {}
     audio: bytes | None = None
