@@ -164,11 +164,17 @@ async def test_rules_return_data_and_the_burn_rate_page_fires(stack: Stack, prom
         for name in records:  # the recorded series themselves exist (the rule ran)
             await _until(f"recorded series {name}", 10, lambda n=name: _query(session, prometheus, n))
 
-        success = {s["metric"]["deployment"]: float(s["value"][1])
-                   for s in await _query(session, prometheus, "deployment:voxmesh_success:ratio_rate5m")}  # fmt: skip
+        async def per(label: str, record: str) -> dict[str, float] | None:
+            """The recorded ratio per deployment, once both deployments have one (a rate needs
+            two scrapes of each; on a loaded machine one may lag the other by a rule cycle)."""
+            got = {s["metric"][label]: float(s["value"][1]) for s in await _query(session, prometheus, record)}
+            return got if set(got) == {"tone", "broken"} else None
+
+        success = await _until("both deployments' success ratio", 20,
+                               lambda: per("deployment", "deployment:voxmesh_success:ratio_rate5m"))
         assert success == {"tone": 1.0, "broken": 0.0}
-        worker_ok = {s["metric"]["model"]: float(s["value"][1])
-                     for s in await _query(session, prometheus, "model:voxmesh_worker_success:ratio_rate5m")}  # fmt: skip
+        worker_ok = await _until("both workers' success ratio", 20,
+                                 lambda: per("model", "model:voxmesh_worker_success:ratio_rate5m"))
         assert worker_ok == {"tone": 1.0, "broken": 0.0}
 
         # VoxmeshNoReadyReplica joins the autoscaler's wish with the serving replicas on

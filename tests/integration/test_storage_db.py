@@ -48,7 +48,10 @@ async def test_migrate_is_idempotent_and_matches_schema(db_url: str, db: JobDB) 
 
     async with db.engine.connect() as conn:
         live = await conn.run_sync(columns)
-    assert live == {t.name: {c.name for c in t.columns} for t in metadata.sorted_tables}
+    from voxmesh.voices.db import metadata as voices_metadata  # the voices table lives with its package
+
+    tables = [*metadata.sorted_tables, *voices_metadata.sorted_tables]
+    assert live == {t.name: {c.name for c in t.columns} for t in tables}
 
 
 async def test_job_roundtrip_and_paging(db: JobDB) -> None:
