@@ -197,6 +197,27 @@ async def micro(n: int, data_dir: Path, jwks: Path, tokens: dict[str, str]) -> l
                         None, b"", "application/json")  # fmt: skip
             p50, p90, p99 = await time_async(lambda c=call: guard.check(c, "tts:speak"), n)  # type: ignore[misc]
             rows.append((f"Guard.check: {label}", p50, p90, p99))
+        # the refusal path: the guard with the product's LimitsHook, the tenant over its limit
+        from voxmesh.errors import VoxmeshError
+        from voxmesh.tenancy.hook import LimitsHook
+
+        hook = LimitsHook(build_admission(LimitsSettings(requests_per_minute=1)))
+        guard.hooks.append(hook)
+        body = json.dumps(BODY).encode()
+        call = Call("POST", "/v1/audio/speech", "/v1/audio/speech", "127.0.0.1", f"Bearer {tokens['key']}",
+                    None, body, "application/json")  # fmt: skip
+
+        async def refused() -> None:
+            call.response_headers.clear()
+            try:
+                await guard.check(call, "tts:speak")
+            except VoxmeshError as err:
+                assert err.status == 429, err
+                return
+            # the first call of the warm-up takes the bucket's one token
+
+        p50, p90, p99 = await time_async(refused, n)
+        rows.append(("Guard.check + LimitsHook refusing (429: key, body cost, bucket, headers)", p50, p90, p99))
     finally:
         await store.close()
     limits = {"requests_per_minute": 10**9, "chars_per_day": 10**12}
