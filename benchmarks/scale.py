@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sentences import HARNESS_SENTENCES  # noqa: E402
 from tts import free_port, start, stop, wait_http  # noqa: E402
-from voxmesh.worker.scheduler import class_at_most, thread_classes  # noqa: E402
 
 from voxmesh.engines.base import Segment, Span, VoiceMix  # noqa: E402
 from voxmesh.engines.piper import PiperEngine  # noqa: E402
+from voxmesh.worker.scheduler import class_at_most, thread_classes  # noqa: E402
 
 
 def _summary(latencies: list[float], seconds: float) -> dict[str, float]:
