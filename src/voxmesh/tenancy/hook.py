@@ -11,12 +11,15 @@ Rules
     The job runners' chunk requests (credential ``internal``) are not charged: a job's
     characters are charged once, when the job is created.
     A tenant's own limits (the ``tenants`` table) are read through ``lookup`` and cached
-    for ``ttl_s``; until the first read completes the settings' defaults apply.
+    for ``ttl_s``; until the first read completes the settings' defaults apply. A failed read
+    (the database restarting) keeps the last limits read and is retried within a second:
+    speech and translation never fail because the metadata DB is down.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from voxmesh.auth.principal import Principal
 
 __all__ = ["LimitsHook"]
+
+log = logging.getLogger(__name__)
 
 TenantLookup = Callable[[str], Awaitable[TenantLimits | None]]
 
@@ -55,7 +60,14 @@ class LimitsHook:
         hit = self._cache.get(tenant)
         now = self.clock()
         if hit is None or hit[0] <= now:
-            self._cache[tenant] = (now + self.ttl_s, await self.lookup(tenant))
+            try:
+                limits = await self.lookup(tenant)
+            except Exception as exc:  # the tenants table is down (a DB restart): serve on what we know
+                log.warning("tenant limits for %s unreadable (%s): keeping %s", tenant, type(exc).__name__,
+                            "the last read" if hit is not None else "the defaults")
+                self._cache[tenant] = (now + min(self.ttl_s, 1.0), None if hit is None else hit[1])
+                return
+            self._cache[tenant] = (now + self.ttl_s, limits)
 
     async def __call__(self, principal: Principal, call: Call) -> None:
         if principal.credential == "internal":
