@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -68,11 +69,12 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
     raise RuntimeError(f"stack not ready after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    root = tmp_path_factory.mktemp("stack")
+@contextlib.contextmanager
+def run_stack(root: Path, config: str) -> Iterator[RunningStack]:
+    """``voxmesh up`` with ``config`` in ``root`` (its own data dir and log), as a user runs it;
+    stopped (SIGTERM, then SIGKILL after 30 s) on exit."""
     cfg = root / "voxmesh.yaml"
-    cfg.write_text(E2E_CONFIG)
+    cfg.write_text(config)
     port = free_port()
     log = root / "up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXMESH_")}
@@ -93,3 +95,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with run_stack(tmp_path_factory.mktemp("stack"), E2E_CONFIG) as running:
+        yield running

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +16,7 @@ from typing import Any
 
 import pytest
 from openai import OpenAI
-from tests.e2e.conftest import RunningStack, free_port, wait_ready
+from tests.e2e.conftest import RunningStack, run_stack
 
 from voxmesh.engines.kokoro_voices import default_pack_path
 
@@ -49,26 +46,8 @@ aliases:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    root = tmp_path_factory.mktemp("voices-stack")
-    cfg = root / "voxmesh.yaml"
-    cfg.write_text(CONFIG)
-    port = free_port()
-    log = root / "up.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXMESH_")}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "voxmesh", "--config", str(cfg), "up", "--port", str(port),
-                                 "--data-dir", str(root / "data")], stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc, log)
-        yield RunningStack(url, proc, root / "data", log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with run_stack(tmp_path_factory.mktemp("voices-stack"), CONFIG) as running:
+        yield running
 
 
 def seconds(wav_bytes: bytes) -> float:
