@@ -188,6 +188,13 @@ class KokoroEngine:
 
         return start_background(run, name="kokoro-g2p", low_priority=True)
 
+    def session_classes(self, timeout: float | None = None) -> tuple[int, ...]:
+        """The thread classes with a session, once the background ones are made (or after
+        ``timeout``): what the worker's calibration times (:mod:`voxmesh.worker.calibrate`)."""
+        sessions = self._loaded()
+        sessions.wait_all(timeout)
+        return sessions.classes
+
     def _warm_feed(self) -> dict[str, Any]:
         tokens = [self._vocab[c] for c in WARM_PHONEMES if c in self._vocab]
         return self._feed(tokens, self.style_table(VoiceMix.single(self.default_voice("en"))), 1.0)

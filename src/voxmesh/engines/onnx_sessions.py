@@ -153,8 +153,10 @@ class SessionPair:
         #: sessions of the classes 2, 4, ... below ``threads``, added by the background thread
         self._middle: dict[int, ort.InferenceSession] = {}
         self._narrow_ready = threading.Event()
+        self._all_ready = threading.Event()  # the background thread is done (every class tried)
         if self._narrow is not None:
             self._narrow_ready.set()
+            self._all_ready.set()
 
     @classmethod
     def load(cls, model: Path | str, threads: int, warm_feed: Callable[[], dict[str, Any]] | None = None,
@@ -170,6 +172,12 @@ class SessionPair:
         return pair
 
     def _make_narrow(self, model: Path | str, warm_feed: Callable[[], dict[str, Any]] | None) -> None:
+        try:
+            self._make_sessions(model, warm_feed)
+        finally:
+            self._all_ready.set()
+
+    def _make_sessions(self, model: Path | str, warm_feed: Callable[[], dict[str, Any]] | None) -> None:
         try:
             narrow = make_session(model, 1)
             if warm_feed is not None:
@@ -192,6 +200,10 @@ class SessionPair:
 
     def wait_narrow(self, timeout: float | None = None) -> bool:
         return self._narrow_ready.wait(timeout)
+
+    def wait_all(self, timeout: float | None = None) -> bool:
+        """Wait for the background thread to have made every class's session (or given up)."""
+        return self._all_ready.wait(timeout)
 
     @property
     def narrow(self) -> ort.InferenceSession:

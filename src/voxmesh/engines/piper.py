@@ -113,6 +113,13 @@ class PiperEngine:
         seg = Segment(spans=(Span("Hello, this is a warm-up."),), language="en")
         self.synthesize_segment(seg, VoiceMix.single("joe"), 1.0, threads=self._loaded().threads)
 
+    def session_classes(self, timeout: float | None = None) -> tuple[int, ...]:
+        """The thread classes with a session, once the background ones are made (or after
+        ``timeout``): what the worker's calibration times (:mod:`voxmesh.worker.calibrate`)."""
+        sessions = self._loaded()
+        sessions.wait_all(timeout)
+        return sessions.classes
+
     def _warm_feed(self) -> dict[str, Any]:
         # phonemes given, not espeak: this runs in the narrow session's thread, off espeak's lock
         return self._feed(list(unicodedata.normalize("NFD", WARM_PHONEMES)), 1.0)

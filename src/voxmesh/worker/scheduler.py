@@ -137,7 +137,10 @@ class CoreScheduler:
             raise ValueError("preempt_frac must be within [0, 1]")
         self.cores = cores
         self.classes = thread_classes(cores)
-        self.max_useful_threads = min(cores, max_useful_threads or cores)
+        #: the engine option (``cores`` when not set); :meth:`set_max_useful` can only lower it
+        self.configured_useful_threads = min(cores, max_useful_threads or cores)
+        #: the cap in use: the configured one, or the measured one when lower
+        self.max_useful_threads = self.configured_useful_threads
         self.max_queue = max_queue
         self.calm_s = calm_s
         self.preempt_frac = preempt_frac
@@ -187,6 +190,15 @@ class CoreScheduler:
         else:
             self.narrow_grants += 1
         return threads
+
+    def set_max_useful(self, measured: int | None) -> None:
+        """The largest class that still pays as measured (``SpeedProfile.useful_max``; ``None``:
+        not measured). The cap in use becomes the smaller of it and the configured one; running
+        segments keep their grants, the next ones follow it."""
+        cap = self.configured_useful_threads
+        if measured is not None:
+            cap = min(cap, max(1, measured))
+        self.max_useful_threads = cap
 
     def take_preempted(self) -> list[int]:
         """Tickets whose all-core segment was taken back since the last call: stop their

@@ -47,7 +47,8 @@ from voxmesh.observability.stages import STAGES, StageFault, StageTimes
 from voxmesh.settings import WorkerSettings
 from voxmesh.worker.admission import Admission, Slot
 from voxmesh.worker.faults import Faults
-from voxmesh.worker.scheduler import class_at_most
+from voxmesh.worker.scheduler import class_at_most, thread_classes
+from voxmesh.worker.speedup import SpeedProfile
 
 __all__ = ["WorkerApp", "build_worker_app"]
 
@@ -87,9 +88,16 @@ class WorkerApp:
         self.settings = settings
         self.cores = cores
         self.dictionary = dictionary
+        #: measured speed-up per thread class, for engines whose thread count picks a session
+        #: (the others ignore it: nothing to measure); see voxmesh.worker.speedup
+        self.profile = (SpeedProfile(thread_classes(cores), min_speedup=settings.speedup_min,
+                                     refresh_s=settings.speedup_refresh_s)
+                        if hasattr(engine, "session_classes") else None)
+        self.calibration_s: float | None = None  # the warm-up calibration's cost, once run
         self.admission = Admission(cores, settings.max_queue, calm_s=settings.calm_s,
                                    preempt_frac=settings.preempt_frac,
-                                   max_useful_threads=getattr(engine, "max_useful_threads", None))
+                                   max_useful_threads=getattr(engine, "max_useful_threads", None),
+                                   profile=self.profile)
         self.pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="infer")
         #: the host core budget shared by every worker on this host (voxmesh.hostcores; opt-in by env)
         self.host_cores = host_broker_from_env()
@@ -117,8 +125,55 @@ class WorkerApp:
             await loop.run_in_executor(self.pool, self.engine.load, self.cores)
         if hasattr(self.engine, "warm_up"):
             await loop.run_in_executor(self.pool, self.engine.warm_up)
+        await self._calibrate(loop)
         self.ready = True
         log.info("worker %s ready (%s) in %.2fs", self.model, self.engine_name, time.monotonic() - t0)
+
+    async def _calibrate(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Seed the speed profile before the worker is ready (voxmesh.worker.calibrate); a
+        failure is logged and leaves the profile to the served segments."""
+        from voxmesh.worker.calibrate import CALIBRATION_TEXT, calibrate, engine_runner
+
+        rounds = self.settings.calibration_rounds
+        if self.profile is None or rounds == 0 or "en" not in self.engine.capabilities().languages:
+            return
+        t0 = time.monotonic()
+        try:
+            classes = await loop.run_in_executor(self.pool, self.engine.session_classes, 60.0)
+            if len(classes) < 2:
+                return  # one class: nothing to compare
+            seconds = await loop.run_in_executor(
+                self.pool, lambda: calibrate(engine_runner(self.engine), classes, rounds=rounds,
+                                             discard=self.settings.calibration_discard))
+        except Exception:
+            log.exception("worker %s: thread calibration failed; speed-ups come from served segments", self.model)
+            return
+        for k, s in seconds.items():
+            self.profile.seed(k, s / len(CALIBRATION_TEXT))
+        self.admission.refresh_cap()
+        self.calibration_s = time.monotonic() - t0
+        log.info("worker %s: thread calibration in %.2fs: %s; speed-ups %s; max useful threads %d", self.model,
+                 self.calibration_s, {k: round(s, 4) for k, s in seconds.items()},
+                 {k: round(x, 2) for k, x in self.profile.speedups().items()},
+                 self.admission.scheduler.max_useful_threads)
+
+    def threads_info(self) -> dict[str, Any]:
+        """The thread classes as measured (``/info``): seconds per character, speed-up over the
+        next smaller class, and the cap in use."""
+        sched = self.admission.scheduler
+        profile = self.profile
+        return {
+            "cores": self.cores,
+            "classes": list(sched.classes),
+            "max_useful_threads": sched.max_useful_threads,
+            "configured_max_useful_threads": sched.configured_useful_threads,
+            "measured_max_useful_threads": profile.useful_max() if profile is not None else None,
+            "seconds_per_char": ({str(k): v for k, v in profile.seconds_per_unit().items()}
+                                 if profile is not None else {}),
+            "speedup": {str(k): v for k, v in profile.speedups().items()} if profile is not None else {},
+            "min_speedup": profile.min_speedup if profile is not None else None,
+            "calibration_s": self.calibration_s,
+        }
 
     # ---- handlers --------------------------------------------------------------------
     async def healthz(self, request: web.Request) -> web.Response:
@@ -155,6 +210,7 @@ class WorkerApp:
                 {"id": v.id, "name": v.name, "languages": list(v.languages), "gender": v.gender}
                 for v in voices
             ],
+            "threads": self.threads_info(),
         }
 
     async def models(self, request: web.Request) -> web.Response:
@@ -195,6 +251,19 @@ class WorkerApp:
             "# TYPE voxmesh_worker_segment_threads_total counter",
             *(f'voxmesh_worker_segment_threads_total{{model="{m}",threads="{k}"}} {n}'
               for k, n in sorted(self.admission.scheduler.grants_by_threads.items())),
+            "# HELP voxmesh_worker_max_useful_threads the largest thread class granted now (the engine option, "
+            "lowered by the measured speed-ups)",
+            "# TYPE voxmesh_worker_max_useful_threads gauge",
+            f'voxmesh_worker_max_useful_threads{{model="{m}"}} {self.admission.scheduler.max_useful_threads}',
+            "# HELP voxmesh_worker_thread_speedup measured speed-up of a thread class over the next smaller one "
+            "(its seconds per character / this class's)",
+            "# TYPE voxmesh_worker_thread_speedup gauge",
+            *(f'voxmesh_worker_thread_speedup{{model="{m}",threads="{k}"}} {x:.4f}'
+              for k, x in (self.profile.speedups().items() if self.profile is not None else ())),
+            "# HELP voxmesh_worker_thread_seconds_per_char measured inference seconds per character, by thread class",
+            "# TYPE voxmesh_worker_thread_seconds_per_char gauge",
+            *(f'voxmesh_worker_thread_seconds_per_char{{model="{m}",threads="{k}"}} {x:.6g}'
+              for k, x in (self.profile.seconds_per_unit().items() if self.profile is not None else ())),
             "# HELP voxmesh_worker_segment_preemptions_total all-core segments taken back for a newcomer and rerun",
             "# TYPE voxmesh_worker_segment_preemptions_total counter",
             f'voxmesh_worker_segment_preemptions_total{{model="{m}"}} {self.admission.scheduler.preemptions}',
@@ -283,9 +352,14 @@ class WorkerApp:
             lease = await self._lease_host_cores(loop, threads)
             if lease is not None:  # the host budget may give fewer: the largest class within it
                 threads = class_at_most(self.admission.scheduler.classes, lease[1])
+            inference_before = times.seconds["inference"] if times is not None else 0.0
+            t_segment = time.monotonic()
             try:
                 pcm = await loop.run_in_executor(self.pool, render_segment, self.engine, plan, segment, threads,
                                                  slot.interrupt, times)
+                seconds = (times.seconds["inference"] - inference_before if times is not None
+                           else time.monotonic() - t_segment)
+                slot.observe(threads, len(segment.text), seconds)  # the speed profile, on a steady worker
                 break
             except SegmentInterrupted:
                 continue

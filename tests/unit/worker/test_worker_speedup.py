@@ -1,0 +1,91 @@
+"""The worker calibrates its thread classes at warm-up, learns from served segments, and shows
+the measured speed-ups and the cap in use in ``/info`` and ``/metrics`` (a tone engine that
+sleeps less with more threads; structure only, never timing)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from voxmesh.engines.base import Interrupt, Pcm, Segment, VoiceMix
+from voxmesh.engines.tone import ToneEngine
+from voxmesh.settings import WorkerSettings
+from voxmesh.text.pronunciation import PronunciationDictionary
+from voxmesh.worker.server import WorkerApp, build_worker_app
+
+SPEECH = {"model": "m", "input": "Hello there, how are you today?", "voice": "low", "response_format": "pcm"}
+
+
+class ScalingTone(ToneEngine):
+    """A tone engine with a session per thread class: a segment sleeps ``ms_per_char[threads]``."""
+
+    def __init__(self, ms_per_char: dict[int, float]) -> None:
+        super().__init__()
+        self.ms = ms_per_char
+        self.runs: list[int] = []
+
+    def session_classes(self, timeout: float | None = None) -> tuple[int, ...]:
+        return tuple(sorted(self.ms))
+
+    def synthesize_segment(self, segment: Segment, voice: VoiceMix, speed: float, *,
+                           threads: int | None = None, interrupt: Interrupt | None = None) -> Pcm:
+        k = threads or max(self.ms)
+        self.runs.append(k)
+        time.sleep(len(segment.text) * self.ms[k] / 1000.0)
+        return super().synthesize_segment(segment, voice, speed, threads=threads)
+
+
+async def _client(engine: ToneEngine, **settings: float) -> tuple[TestClient, WorkerApp]:  # type: ignore[type-arg]
+    worker = WorkerApp(engine, model="m", engine_name="tone", settings=WorkerSettings(**settings), cores=2,
+                       dictionary=PronunciationDictionary.default())
+    client = TestClient(TestServer(build_worker_app(worker)))
+    await client.start_server()
+    while (await client.get("/readyz")).status != 200:
+        pass
+    return client, worker
+
+
+async def test_calibration_at_start_shows_in_info_and_metrics_and_serving_refreshes_it() -> None:
+    engine = ScalingTone({1: 0.2, 2: 0.02})
+    client, worker = await _client(engine)
+    try:
+        assert engine.runs[1:] == [1, 2, 1, 2]  # after the warm-up: one discarded round, one kept
+        threads = (await (await client.get("/info")).json())["threads"]
+        assert threads["cores"] == 2 and threads["classes"] == [1, 2]
+        assert set(threads["seconds_per_char"]) == {"1", "2"}
+        assert all(v > 0 for v in threads["seconds_per_char"].values())
+        assert set(threads["speedup"]) == {"2"} and threads["speedup"]["2"] > 0
+        assert threads["max_useful_threads"] in (1, 2) and threads["configured_max_useful_threads"] == 2
+        assert threads["measured_max_useful_threads"] in (1, 2) and threads["min_speedup"] == 1.1
+        assert threads["calibration_s"] > 0
+        metrics = await (await client.get("/metrics")).text()
+        assert 'voxmesh_worker_thread_speedup{model="m",threads="2"} ' in metrics
+        assert f'voxmesh_worker_max_useful_threads{{model="m"}} {threads["max_useful_threads"]}' in metrics
+        assert 'voxmesh_worker_thread_seconds_per_char{model="m",threads="1"} ' in metrics
+        assert (await client.post("/v1/audio/speech", json=SPEECH)).status == 200
+        granted = engine.runs[-1]
+        est = worker.profile.estimate(granted) if worker.profile is not None else None
+        assert est is not None and est.samples == 1  # a lone request on a steady worker: a sample
+    finally:
+        await client.close()
+
+
+async def test_no_calibration_when_turned_off_and_none_for_engines_without_sessions() -> None:
+    engine = ScalingTone({1: 0.0, 2: 0.0})
+    client, worker = await _client(engine, calibration_rounds=0)
+    try:
+        assert engine.runs == [2]  # the warm-up only
+        threads = (await (await client.get("/info")).json())["threads"]
+        assert threads["speedup"] == {} and threads["calibration_s"] is None
+        assert threads["max_useful_threads"] == 2  # nothing measured: the configured cap
+    finally:
+        await client.close()
+    client, worker = await _client(ToneEngine())
+    try:
+        assert worker.profile is None
+        threads = (await (await client.get("/info")).json())["threads"]
+        assert threads["seconds_per_char"] == {} and threads["measured_max_useful_threads"] is None
+        assert "voxmesh_worker_thread_speedup{" not in await (await client.get("/metrics")).text()
+    finally:
+        await client.close()
