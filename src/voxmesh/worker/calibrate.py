@@ -10,12 +10,17 @@ Algorithm
     its fastest kept run (load from outside only ever adds time). Only inference is timed:
     the engine's g2p (espeak) is subtracted as the pipeline does for the ``inference`` stage.
 
+    The worker's defaults (``worker.calibration_rounds = 1``, ``calibration_discard = 0``)
+    time each class once: the run to throw away has already been made, by the engine's
+    warm-up (the wide session) and the background thread that warms every other session
+    before publishing it (on a 100-character sentence, so the shared arena is already sized
+    past this one).
+
 Cost
     Added to the worker's start: ``(discard + rounds) x (sum over classes of one run)``, plus
     waiting for the background sessions (:class:`~voxmesh.engines.onnx_sessions.SessionPair`)
     that the worker would otherwise let finish while already serving. The sentence is short
-    (57 characters) for that reason. Piper on this 2-core machine, the defaults (one round
-    discarded, one kept): see ``benchmarks/reports/calibration.md``.
+    (57 characters) for that reason. Measured start cost: ``benchmarks/reports/calibration.md``.
 
 Limits
     English only: an engine that does not speak English is not calibrated (its profile fills
@@ -39,7 +44,7 @@ CALIBRATION_TEXT = "The patient listener waits quietly for the next sentence."
 
 
 def calibrate(run: Callable[[int], float], classes: Sequence[int], *, rounds: int = 1,
-              discard: int = 1) -> dict[int, float]:
+              discard: int = 0) -> dict[int, float]:
     """Seconds of one run per class: the fastest of ``rounds`` kept runs, after ``discard``
     rounds thrown away, the classes taking turns. ``run(k)`` runs once on ``k`` threads and
     answers its seconds."""

@@ -94,6 +94,7 @@ class WorkerApp:
                                      refresh_s=settings.speedup_refresh_s)
                         if hasattr(engine, "session_classes") else None)
         self.calibration_s: float | None = None  # the warm-up calibration's cost, once run
+        self.calibration_wait_s: float | None = None  # of which waiting for the background sessions
         self.admission = Admission(cores, settings.max_queue, calm_s=settings.calm_s,
                                    preempt_frac=settings.preempt_frac,
                                    max_useful_threads=getattr(engine, "max_useful_threads", None),
@@ -142,6 +143,7 @@ class WorkerApp:
             classes = await loop.run_in_executor(self.pool, self.engine.session_classes, 60.0)
             if len(classes) < 2:
                 return  # one class: nothing to compare
+            self.calibration_wait_s = time.monotonic() - t0
             seconds = await loop.run_in_executor(
                 self.pool, lambda: calibrate(engine_runner(self.engine), classes, rounds=rounds,
                                              discard=self.settings.calibration_discard))
@@ -152,8 +154,8 @@ class WorkerApp:
             self.profile.seed(k, s / len(CALIBRATION_TEXT))
         self.admission.refresh_cap()
         self.calibration_s = time.monotonic() - t0
-        log.info("worker %s: thread calibration in %.2fs: %s; speed-ups %s; max useful threads %d", self.model,
-                 self.calibration_s, {k: round(s, 4) for k, s in seconds.items()},
+        log.info("worker %s: thread calibration in %.2fs (%.2fs waiting for sessions): %s; speed-ups %s; "
+                 "max useful threads %d", self.model, self.calibration_s, self.calibration_wait_s, {k: round(s, 4) for k, s in seconds.items()},
                  {k: round(x, 2) for k, x in self.profile.speedups().items()},
                  self.admission.scheduler.max_useful_threads)
 
@@ -173,6 +175,7 @@ class WorkerApp:
             "speedup": {str(k): v for k, v in profile.speedups().items()} if profile is not None else {},
             "min_speedup": profile.min_speedup if profile is not None else None,
             "calibration_s": self.calibration_s,
+            "calibration_wait_s": self.calibration_wait_s,
         }
 
     # ---- handlers --------------------------------------------------------------------

@@ -9,7 +9,8 @@ Algorithm
       one fixed sentence a few times and :meth:`SpeedProfile.seed` takes the fastest kept run
       (contention from outside can only add time, so the minimum is the least disturbed).
     * Kept fresh from served segments (:meth:`SpeedProfile.observe`): an EWMA per class
-      (``alpha``, the first sample of an unseeded class sets it). The worker feeds only
+      (``alpha``; the first sample of a class, or one that finds its estimate older than
+      ``refresh_s``, replaces it: an old measure is no base to average into). The worker feeds only
       segments that ran on a *steady* worker: not interrupted, and no request started, ended
       or changed its grant while the segment ran (see :class:`~voxmesh.worker.admission.Slot`).
       Such a segment ran in the conditions its class is granted in: on 2 cores a one-core
@@ -34,8 +35,9 @@ Algorithm
       refresh its estimate, and one disturbed calibration would hold it back for good. When
       the first class that does not pay has not been updated for ``refresh_s`` seconds,
       :meth:`useful_max` lets it through until a served segment at that class updates it (a
-      lone request's segment, at most one class above the cap). ``refresh_s = inf`` never
-      retries.
+      lone request's segment, at most one class above the cap); that sample replaces the old
+      estimate, so one retry is enough to recover from a calibration that a burst of foreign
+      load disturbed. ``refresh_s = inf`` never retries.
 
 Limits
     Seconds per character depend a little on the sentence (a short one pays a fixed cost
@@ -69,7 +71,7 @@ class SpeedProfile:
     """Per thread class, seconds per cost unit; the largest class whose threads still pay."""
 
     def __init__(self, classes: Iterable[int], *, min_speedup: float = 1.1, alpha: float = 0.2,
-                 refresh_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 refresh_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.classes = tuple(sorted(set(classes)))
         if not self.classes or self.classes[0] < 1:
             raise ValueError("classes must be positive thread counts")
@@ -101,10 +103,11 @@ class SpeedProfile:
         if threads not in self.classes or cost <= 0 or seconds <= 0 or not math.isfinite(seconds):
             return
         rate = seconds / cost
+        now = self.clock()
         old = self._est.get(threads)
-        if old is not None:
+        if old is not None and now - old.updated_at < self.refresh_s:
             rate = old.seconds_per_unit + self.alpha * (rate - old.seconds_per_unit)
-        self._est[threads] = ClassEstimate(rate, self.clock(), (old.samples if old else 0) + 1)
+        self._est[threads] = ClassEstimate(rate, now, (old.samples if old else 0) + 1)
 
     def speedups(self) -> dict[int, float]:
         """``k -> rate(previous class) / rate(k)`` where both are measured."""

@@ -109,6 +109,20 @@ def test_a_class_that_did_not_pay_is_retried_when_its_measure_is_stale() -> None
     assert p.useful_max() == 1
 
 
+def test_a_sample_replaces_a_stale_estimate_instead_of_averaging_into_it() -> None:
+    clock = FakeClock()
+    p = SpeedProfile((1, 2), alpha=0.2, refresh_s=60.0, clock=clock)
+    p.seed(1, 0.004)
+    p.seed(2, 0.008)  # a calibration disturbed by foreign load: two threads look 2x slower
+    assert p.useful_max() == 1
+    clock.t = 60.0
+    assert p.useful_max() == 2  # stale: retried on the next lone request
+    p.observe(2, 100, 0.24)  # that segment, on a quiet machine
+    assert p.seconds_per_unit()[2] == pytest.approx(0.0024) and p.useful_max() == 2
+    p.observe(2, 100, 0.34)  # fresh now: averaged
+    assert p.seconds_per_unit()[2] == pytest.approx(0.0024 + 0.2 * 0.001)
+
+
 def test_scheduler_cap_is_the_smaller_of_configured_and_measured() -> None:
     s = CoreScheduler(cores=16, max_queue=4, max_useful_threads=8)
     s.set_max_useful(4)
