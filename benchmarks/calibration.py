@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -84,22 +85,24 @@ def main() -> None:
                 rec = one_start(a.engine, *SETTINGS[name], Path(tmp))
                 runs[name].append(rec)
                 print(i, name, json.dumps(rec), flush=True)
-    cmd = "python benchmarks/calibration.py " + " ".join(sys.argv[1:])
+    cmd = "python benchmarks/calibration.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     lines = [f"# Warm-up thread calibration: start cost and what it measures ({a.engine})", "",
              f"    {cmd}", "",
              f"{os.cpu_count()} cores; {a.starts} starts per setting, alternating; medians (min-max).", "",
-             "| calibration | start to first response | calibration itself | speed-up 2 over 1 (each start) "
-             "| cap in use (each start) | load avg before |",
-             "|---|---|---|---|---|---|"]
+             "| calibration | start to first response | calibration itself | of which waiting for sessions "
+             "| speed-up 2 over 1 (each start) | cap in use (each start) | load avg before |",
+             "|---|---|---|---|---|---|---|"]
 
     def span(xs: list[float], fmt: str = "{:.2f}") -> str:
         return f"{fmt.format(statistics.median(xs))} ({fmt.format(min(xs))}-{fmt.format(max(xs))})" if xs else "-"
 
     for name, recs in runs.items():
         cal = [r["calibration_s"] for r in recs if r["calibration_s"] is not None]
+        wait = [r["calibration_wait_s"] for r in recs if r["calibration_wait_s"] is not None]
         speed = " ".join(f"{r['speedup'].get('2', 0):.2f}" for r in recs) if cal else "-"
         caps = " ".join(str(r["max_useful_threads"]) for r in recs)
-        lines.append(f"| {name} | {span([r['startup_s'] for r in recs])} s | {span(cal)} s | {speed} | {caps} "
+        lines.append(f"| {name} | {span([r['startup_s'] for r in recs])} s | {span(cal)} s | {span(wait)} s "
+                     f"| {speed} | {caps} "
                      f"| {span([r['load1'] for r in recs], '{:.1f}')} |")
     text = "\n".join(lines) + "\n"
     print(text)

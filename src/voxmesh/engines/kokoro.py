@@ -103,6 +103,12 @@ class KokoroEngine:
     #: the most threads that still make one request faster (set from the engine options);
     #: no session is made with more (the scheduler never grants more)
     max_useful_threads: int | None = None
+    #: not timed before ready: waiting for the one-thread session and one sentence per class
+    #: would add ~4-9 s to a start that already takes ~6 s (2-core machine, measured 4.4 s
+    #: waiting and 4.2 s of runs under load); the speed profile fills from served sentences
+    #: (class 2 from a lone request, class 1 from requests side by side) and
+    #: ``max_useful_threads`` (2) caps it meanwhile
+    calibrate_at_start = False
 
     def __init__(self, release_memory: bool = False, voices_path: Path | None = None,
                  openai_voices: dict[str, str] | None = None) -> None:

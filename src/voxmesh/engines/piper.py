@@ -75,6 +75,10 @@ class PiperEngine:
     #: the most threads that still make one request faster (set from the engine options);
     #: no session is made with more (the scheduler never grants more)
     max_useful_threads: int | None = None
+    #: the worker times each thread class before it is ready (voxmesh.worker.calibrate):
+    #: a 57-character sentence takes ~0.1-0.3 s here, and the one-thread session is ready
+    #: within a second of load
+    calibrate_at_start = True
 
     def __init__(self, model_path: Path | None = None, config_path: Path | None = None,
                  release_memory: bool = False) -> None:

@@ -22,6 +22,12 @@ Cost
     that the worker would otherwise let finish while already serving. The sentence is short
     (57 characters) for that reason. Measured start cost: ``benchmarks/reports/calibration.md``.
 
+Which engines
+    Those that set ``calibrate_at_start`` (Piper). Kokoro does not: its one-thread session
+    and its sentences take seconds (measured under load on 2 cores: 4.4 s waiting for the
+    session, 4.2 s for one run per class, on top of a ~6 s start), so its profile fills from
+    served segments alone, under its configured cap.
+
 Limits
     English only: an engine that does not speak English is not calibrated (its profile fills
     from served segments). The host core budget (:mod:`voxmesh.hostcores`) is not consulted:

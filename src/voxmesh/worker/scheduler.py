@@ -73,11 +73,33 @@ N cores: thread classes and fair shares
     A preempted request re-runs its segment on one core; its later segments get their
     share again.
 
+    The cap is measured, not only configured. Thread scaling is a property of the engine and
+    the CPU (issue 18: Piper 463 / 295 / 199 / 140 / 109 ms at 1 / 2 / 4 / 8 / 16 threads on
+    a 16-core Xeon; Kokoro int8 9.6 / 8.3 / 10.4 s at 1 / 2 / 4), so the worker keeps a
+    :class:`~voxmesh.worker.speedup.SpeedProfile`: seconds per character per class, seeded
+    by a calibration before the worker is ready (:mod:`voxmesh.worker.calibrate`: each class
+    with a session times one sentence; on 2 cores classes 1 and 2; Piper only, Kokoro is too
+    slow to time at start) and kept fresh from served
+    segments that ran on a steady worker (EWMA per class). Its ``useful_max()`` is the
+    largest class reached from 1 through classes each at least ``worker.speedup_min``
+    (1.1) times faster than the class below. Before every grant admission hands it to
+    :meth:`set_max_useful`; the cap in use is the smaller of it and the configured
+    ``max_useful_threads`` (measuring never raises a configured cap). So a request is never
+    handed threads that do not make it faster, and the cores they would have taken run
+    more requests side by side: with a cap of ``c`` a lone request gets ``c`` threads and
+    ``cores // c`` requests start at once. The scheduler itself stays pure: it takes the
+    number, it never times anything. A class measured not to pay is retried (the next
+    segments whose share reaches it, until one of them measures it again) once its measure
+    is ``worker.speedup_refresh_s`` (60 s) old, so a calibration disturbed by foreign load
+    does not hold the cap down for good.
+
 Limits
-    Powers of two leave cores idle when the share is not one (3 requests on 16 cores run
-    on 4 threads each; a fourth request takes the 4 idle ones). A newcomer that finds a lone request mid-segment with all cores (and past the
-    ``preempt_frac`` window) waits up to one segment
-    (Piper ~0.2 s, Kokoro ~1.7 s for a long sentence on these machines). ``max_queue`` bounds
+    The measured cap is one number: a class that does not pay stops the walk even if a larger
+    one would pay over it (``SpeedProfile`` explains why that costs little). Powers of two
+    leave cores idle when the share is not one (3 requests on 16 cores run on 4 threads each;
+    a fourth request takes the 4 idle ones). A newcomer that finds a lone request mid-segment
+    with all cores (and past the ``preempt_frac`` window) waits up to one segment (Piper
+    ~0.2 s, Kokoro ~1.7 s for a long sentence on these machines). ``max_queue`` bounds
     the waiting list; past it :meth:`submit` answers ``REJECTED`` (the worker sends 503).
 
 Sans-IO: no asyncio, no threads. The worker wraps it with futures (``worker/admission.py``).

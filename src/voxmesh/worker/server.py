@@ -136,7 +136,8 @@ class WorkerApp:
         from voxmesh.worker.calibrate import CALIBRATION_TEXT, calibrate, engine_runner
 
         rounds = self.settings.calibration_rounds
-        if self.profile is None or rounds == 0 or "en" not in self.engine.capabilities().languages:
+        if (self.profile is None or rounds == 0 or not getattr(self.engine, "calibrate_at_start", False)
+                or "en" not in self.engine.capabilities().languages):
             return
         t0 = time.monotonic()
         try:

@@ -20,6 +20,8 @@ SPEECH = {"model": "m", "input": "Hello there, how are you today?", "voice": "lo
 class ScalingTone(ToneEngine):
     """A tone engine with a session per thread class: a segment sleeps ``ms_per_char[threads]``."""
 
+    calibrate_at_start = True
+
     def __init__(self, ms_per_char: dict[int, float]) -> None:
         super().__init__()
         self.ms = ms_per_char
@@ -79,6 +81,13 @@ async def test_no_calibration_when_turned_off_and_none_for_engines_without_sessi
         threads = (await (await client.get("/info")).json())["threads"]
         assert threads["speedup"] == {} and threads["calibration_s"] is None
         assert threads["max_useful_threads"] == 2  # nothing measured: the configured cap
+    finally:
+        await client.close()
+    slow = ScalingTone({1: 0.0, 2: 0.0})
+    slow.calibrate_at_start = False  # Kokoro: its profile fills from served segments alone
+    client, worker = await _client(slow)
+    try:
+        assert slow.runs == [2] and worker.calibration_s is None and worker.profile is not None
     finally:
         await client.close()
     client, worker = await _client(ToneEngine())
