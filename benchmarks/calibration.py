@@ -11,6 +11,11 @@ calibration), and per start records:
 * the 1-minute load average before the start (the machine is shared: foreign load slows
   starts and disturbs the calibration).
 
+Then, as a reference for what the calibration should find, the engine in this process runs
+the calibration sentence and a harness sentence ``--ab-runs`` times on 1 and 2 threads,
+alternating (after one discarded run each): the median speed-up of 2 threads over 1 in the
+same minutes.
+
     .venv/bin/python benchmarks/calibration.py --engine piper --starts 5 --out benchmarks/reports/calibration.md
 """
 
@@ -34,7 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from sentences import HARNESS_SENTENCES  # noqa: E402
 from tts import free_port, start, stop  # noqa: E402
 
-SETTINGS = {"off": (0, 0), "1 kept": (1, 0), "1 discarded + 1 kept": (1, 1), "2 kept": (2, 0)}
+SETTINGS = {"off": (0, 0), "1 discarded + 1 kept (default)": (1, 1), "1 kept": (1, 0), "2 kept": (2, 0)}
 
 
 def _post(url: str, body: dict[str, Any]) -> int:
@@ -71,11 +76,36 @@ def one_start(engine: str, rounds: int, discard: int, tmp: Path) -> dict[str, An
     return {"startup_s": startup, "load1": load, **threads}
 
 
+def reference(engine_name: str, runs: int) -> list[str]:
+    """Median speed-up of 2 threads over 1, alternating runs in this process."""
+    from voxmesh.engines.registry import create_engine
+    from voxmesh.worker.calibrate import CALIBRATION_TEXT, engine_runner
+
+    engine = create_engine(engine_name, {})
+    engine.load(2)
+    engine.warm_up()
+    engine.session_classes(60.0)
+    out = []
+    for text in (CALIBRATION_TEXT, HARNESS_SENTENCES[0]):
+        run = engine_runner(engine, text)
+        run(1)
+        run(2)
+        times: dict[int, list[float]] = {1: [], 2: []}
+        load = os.getloadavg()[0]
+        for _ in range(runs):
+            for k in (1, 2):
+                times[k].append(run(k))
+        one, two = statistics.median(times[1]), statistics.median(times[2])
+        out.append(f"| {len(text)} | {one * 1000:.0f} ms | {two * 1000:.0f} ms | {one / two:.2f} | {load:.1f} |")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", default="piper")
     ap.add_argument("--starts", type=int, default=5, help="starts per setting, alternating")
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--ab-runs", type=int, default=8, help="reference runs per class and sentence (0: none)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in a.settings}
@@ -104,6 +134,10 @@ def main() -> None:
         lines.append(f"| {name} | {span([r['startup_s'] for r in recs])} s | {span(cal)} s | {span(wait)} s "
                      f"| {speed} | {caps} "
                      f"| {span([r['load1'] for r in recs], '{:.1f}')} |")
+    if a.ab_runs:
+        lines += ["", f"Reference, in process right after: {a.ab_runs} alternating runs per class (medians)", "",
+                  "| characters | 1 thread | 2 threads | speed-up 2 over 1 | load avg |", "|---|---|---|---|---|",
+                  *reference(a.engine, a.ab_runs)]
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:

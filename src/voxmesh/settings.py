@@ -55,10 +55,7 @@ class WorkerSettings(BaseModel):
         1, ge=0,
         description="timed runs per thread class at warm-up that seed the measured speed-ups, after "
         "calibration_discard runs thrown away (0: no calibration; served segments still measure)")
-    calibration_discard: int = Field(
-        0, ge=0,
-        description="calibration runs per class thrown away first (0: each session's own warm-up run, made "
-        "before, is the one thrown away)")
+    calibration_discard: int = Field(1, ge=0, description="calibration runs per class thrown away first")
     speedup_min: float = Field(
         1.1, ge=1.0,
         description="a thread class is granted only if it runs this many times faster than the class below it")

@@ -10,11 +10,12 @@ Algorithm
     its fastest kept run (load from outside only ever adds time). Only inference is timed:
     the engine's g2p (espeak) is subtracted as the pipeline does for the ``inference`` stage.
 
-    The worker's defaults (``worker.calibration_rounds = 1``, ``calibration_discard = 0``)
-    time each class once: the run to throw away has already been made, by the engine's
-    warm-up (the wide session) and the background thread that warms every other session
-    before publishing it (on a 100-character sentence, so the shared arena is already sized
-    past this one).
+    The worker's defaults (``worker.calibration_rounds = 1``, ``calibration_discard = 1``):
+    two runs per class, the second kept. The sessions have each run once before (the
+    engine's warm-up, the background thread's warm run), but the first run of *this*
+    sentence is still slow: with no round discarded, the speed-up of 2 threads over 1
+    measured 0.57 (median of 6 starts) against 0.85 with one, where 8 alternating runs in the
+    same minutes gave 0.86-0.90 (``benchmarks/reports/calibration.md``).
 
 Cost
     Added to the worker's start: ``(discard + rounds) x (sum over classes of one run)``, plus
@@ -50,7 +51,7 @@ CALIBRATION_TEXT = "The patient listener waits quietly for the next sentence."
 
 
 def calibrate(run: Callable[[int], float], classes: Sequence[int], *, rounds: int = 1,
-              discard: int = 0) -> dict[int, float]:
+              discard: int = 1) -> dict[int, float]:
     """Seconds of one run per class: the fastest of ``rounds`` kept runs, after ``discard``
     rounds thrown away, the classes taking turns. ``run(k)`` runs once on ``k`` threads and
     answers its seconds."""

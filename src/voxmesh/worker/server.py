@@ -4,7 +4,7 @@ Routes
     GET  /healthz            alive (the process answers)
     GET  /readyz             200 once the model is loaded and one warm-up synthesis is done
     GET  /metrics            Prometheus text: in-flight, queue length, requests, audio seconds
-    GET  /info               engine, model, capabilities, voices (JSON)
+    GET  /info               engine, model, capabilities, voices, thread classes as measured (JSON)
     GET|PUT /admin/faults    fault injection for resilience tests (loopback only; worker/faults.py)
     GET  /v1/models          OpenAI-style model list (this worker's one model)
     GET  /v1/audio/voices    voices of the engine
@@ -155,8 +155,9 @@ class WorkerApp:
             self.profile.seed(k, s / len(CALIBRATION_TEXT))
         self.admission.refresh_cap()
         self.calibration_s = time.monotonic() - t0
-        log.info("worker %s: thread calibration in %.2fs (%.2fs waiting for sessions): %s; speed-ups %s; "
-                 "max useful threads %d", self.model, self.calibration_s, self.calibration_wait_s, {k: round(s, 4) for k, s in seconds.items()},
+        log.info("worker %s: thread calibration in %.2fs (%.2fs waiting for sessions): seconds per run %s, "
+                 "speed-ups %s, max useful threads %d", self.model, self.calibration_s, self.calibration_wait_s,
+                 {k: round(s, 4) for k, s in seconds.items()},
                  {k: round(x, 2) for k, x in self.profile.speedups().items()},
                  self.admission.scheduler.max_useful_threads)
 
@@ -363,7 +364,10 @@ class WorkerApp:
                                                  slot.interrupt, times)
                 seconds = (times.seconds["inference"] - inference_before if times is not None
                            else time.monotonic() - t_segment)
-                slot.observe(threads, len(segment.text), seconds)  # the speed profile, on a steady worker
+                if self.profile is not None and threads in self.engine.session_classes(0):
+                    # the speed profile, on a steady worker; not while the class's session is still
+                    # being made (the engine then runs it on another session: a wrong label)
+                    slot.observe(threads, len(segment.text), seconds)
                 break
             except SegmentInterrupted:
                 continue

@@ -52,7 +52,7 @@ async def test_calibration_at_start_shows_in_info_and_metrics_and_serving_refres
     engine = ScalingTone({1: 0.2, 2: 0.02})
     client, worker = await _client(engine)
     try:
-        assert engine.runs == [2, 1, 2]  # the warm-up, then one timed run per class
+        assert engine.runs == [2, 1, 2, 1, 2]  # the warm-up, then per class one run discarded, one kept
         threads = (await (await client.get("/info")).json())["threads"]
         assert threads["cores"] == 2 and threads["classes"] == [1, 2]
         assert set(threads["seconds_per_char"]) == {"1", "2"}
@@ -96,5 +96,24 @@ async def test_no_calibration_when_turned_off_and_none_for_engines_without_sessi
         threads = (await (await client.get("/info")).json())["threads"]
         assert threads["seconds_per_char"] == {} and threads["measured_max_useful_threads"] is None
         assert "voxmesh_worker_thread_speedup{" not in await (await client.get("/metrics")).text()
+    finally:
+        await client.close()
+
+
+class HalfBuilt(ScalingTone):
+    """Its two-thread session is not made yet (what a Kokoro worker looks like for its first seconds
+    on more cores: a grant of k threads then runs on another session)."""
+
+    def session_classes(self, timeout: float | None = None) -> tuple[int, ...]:
+        return (1,)
+
+
+async def test_a_segment_whose_class_has_no_session_yet_is_not_a_sample() -> None:
+    engine = HalfBuilt({1: 0.0, 2: 0.0})
+    client, worker = await _client(engine, calibration_rounds=0)
+    try:
+        assert (await client.post("/v1/audio/speech", json=SPEECH)).status == 200
+        assert engine.runs[-1] == 2  # granted two threads, alone
+        assert worker.profile is not None and worker.profile.seconds_per_unit() == {}
     finally:
         await client.close()
