@@ -16,8 +16,11 @@ Algorithm
       Such a segment ran in the conditions its class is granted in: on 2 cores a one-core
       segment beside another one-core segment (the price of running side by side is part of
       what one core costs there), an all-core segment alone. Load from outside the worker
-      (other processes on the host) cannot be seen; it slows every class alike, and
-      :meth:`speedups` compares classes, so a uniform slowdown cancels out.
+      (other processes on the host) cannot be told apart and is not filtered out: it is
+      part of what a class costs now, and it costs wide classes more (an intra-op pool waits
+      for its slowest thread: under a load average of ~6 on this 2-core machine Piper ran
+      0.78-0.86x as fast on 2 threads as on 1, ``benchmarks/reports/calibration.md``). That
+      is the point: while the host is that busy, threads do not pay.
 
     From the estimates:
 
@@ -34,8 +37,8 @@ Algorithm
     * Staleness: a class that does not pay is never granted, so served segments would never
       refresh its estimate, and one disturbed calibration would hold it back for good. When
       the first class that does not pay has not been updated for ``refresh_s`` seconds,
-      :meth:`useful_max` lets it through until a served segment at that class updates it (a
-      lone request's segment, at most one class above the cap); that sample replaces the old
+      :meth:`useful_max` lets it through until a served segment at that class updates it (the
+      next segments whose share reaches it, at most one class above the cap); that sample replaces the old
       estimate, so one retry is enough to recover from a calibration that a burst of foreign
       load disturbed. ``refresh_s = inf`` never retries.
 
