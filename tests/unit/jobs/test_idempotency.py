@@ -4,6 +4,7 @@ submission the queue refused is free again."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -102,3 +103,51 @@ async def test_routes_answer_201_then_200_replayed_then_409(stack: Stack) -> Non
         assert "different request" in (await r3.json())["error"]["message"]
         r4 = await client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "has space"})
         assert r4.status == 400 and (await r4.json())["error"]["param"] == "Idempotency-Key"
+
+
+async def test_cli_resubmits_after_a_lost_answer_and_gets_the_same_job(stack: Stack, tmp_path: Any) -> None:
+    """The first answer is lost (the server created the job, then the connection dropped);
+    ``JobsClient.submit_file`` retries under the same key and gets that job, not a second one.
+    A 503 before that (queue refused) is retried too."""
+    from voxmesh.jobs.cli import JobsClient
+
+    seen: list[str] = []
+
+    @web.middleware
+    async def flaky(request: web.Request, handler: Any) -> web.StreamResponse:
+        seen.append(request.headers.get("Idempotency-Key", ""))
+        if len(seen) == 1:
+            return web.json_response({"error": {"message": "restarting"}}, status=503)
+        resp = await handler(request)
+        if len(seen) == 2:  # the job exists now; the client never hears of it
+            assert request.transport is not None
+            request.transport.close()
+        return resp
+
+    app = web.Application(middlewares=[flaky])
+    setup_job_routes(app, stack.service)
+    book = tmp_path / "book.txt"
+    book.write_text("A short book that must be submitted exactly once.")
+    async with TestServer(app) as server:
+        client = JobsClient(str(server.make_url("")))
+        job = await asyncio.to_thread(client.submit_file, book, {"voice": "v", "model": "m"}, sleep=lambda s: None)
+    assert len(seen) == 3 and len(set(seen)) == 1 and seen[0]  # one key for every try
+    jobs, _ = await stack.service.list()
+    assert [j.id for j in jobs] == [job["id"]]
+
+
+def test_cli_gives_up_on_a_4xx_at_once(tmp_path: Any) -> None:
+    from voxmesh.jobs.cli import ApiError, JobsClient
+
+    calls: list[int] = []
+
+    class Refusing(JobsClient):
+        def _req(self, *args: Any, **kwargs: Any) -> bytes:
+            calls.append(1)
+            raise ApiError(400, "bad voice")
+
+    book = tmp_path / "b.txt"
+    book.write_text("x")
+    with pytest.raises(ApiError):
+        Refusing("http://127.0.0.1:9").submit_file(book, {}, sleep=lambda s: None)
+    assert len(calls) == 1
