@@ -16,7 +16,7 @@ import aiohttp
 import aiohttp.web
 import pytest
 import pytest_asyncio
-from tests.integration.obs_stack import load, start_stack, tone_config
+from tests.support.stacks import load, start_stack, tone_config
 
 from voxmesh.stack import Stack
 

@@ -10,12 +10,10 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
+from tests.support.stacks import closed_loop, start_stack
 
 from voxmesh.autoscale.lifecycle import ReplicaState
-from voxmesh.deployments import DeploymentsConfig
-from voxmesh.settings import load_settings
 from voxmesh.stack import Stack
 
 pytestmark = pytest.mark.slow
@@ -37,31 +35,15 @@ CONFIG = {
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = load_settings(None, data_dir=tmp_path / "data", server={"port": 0})
-    st = Stack(settings, DeploymentsConfig.model_validate(CONFIG))
-    try:
-        await st.start()
+    async with start_stack(tmp_path, CONFIG) as st:
         yield st
-    finally:
-        await st.stop()
-
-
-async def speak(session: aiohttp.ClientSession, url: str, text: str) -> int:
-    body = {"model": "tts-1", "input": text, "voice": "low", "response_format": "pcm"}
-    async with session.post(url + "/v1/audio/speech", json=body) as resp:
-        await resp.read()
-        return resp.status
 
 
 async def load(url: str, concurrency: int, seconds: float, statuses: list[int]) -> None:
-    deadline = time.monotonic() + seconds
-    async with aiohttp.ClientSession() as session:
-        async def client(i: int) -> None:
-            n = 0
-            while time.monotonic() < deadline:
-                n += 1
-                statuses.append(await speak(session, url, f"Client {i} request {n}."))
-        await asyncio.gather(*(client(i) for i in range(concurrency)))
+    def body(i: int, n: int) -> dict[str, str]:
+        return {"model": "tts-1", "input": f"Client {i} request {n}.", "voice": "low", "response_format": "pcm"}
+
+    await closed_loop(url, body, clients=concurrency, seconds=seconds, statuses=statuses)
 
 
 async def wait_for(cond, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
