@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import aiohttp
 import pytest
 import yaml
 from tests.support.stacks import closed_loop, prom_query, scrape_job, start_prometheus, start_stack
+from tests.support.waits import until
 
 from voxmesh.stack import Stack
 
@@ -73,17 +73,6 @@ async def _query(session: aiohttp.ClientSession, prom: str, expr: str) -> list[d
     return result
 
 
-async def _until(what: str, timeout: float, probe: Any) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.5)
-
-
 async def _load(url: str, seconds: float) -> dict[str, list[int]]:
     """Two closed-loop clients a deployment, 20 ms apart: every status, per deployment."""
     async def clients(model: str) -> list[int]:
@@ -108,12 +97,12 @@ async def test_rules_return_data_and_the_burn_rate_page_fires(stack: Stack, prom
             return counts if all(counts.values()) else None
 
         try:
-            await _until("every recording rule's expression to return data", 30, all_have_data)
+            await until(all_have_data, 30, "every recording rule's expression to return data", every=0.5)
         finally:
             empty = [n for n, e in records.items() if not await _query(session, prometheus, e)]
             assert empty == [], f"recording rules with no data: {empty}"
         for name in records:  # the recorded series themselves exist (the rule ran)
-            await _until(f"recorded series {name}", 10, lambda n=name: _query(session, prometheus, n))
+            await until(lambda n=name: _query(session, prometheus, n), 10, f"recorded series {name}", every=0.5)
 
         async def per(label: str, record: str) -> dict[str, float] | None:
             """The recorded ratio per deployment, once both deployments have one (a rate needs
@@ -121,11 +110,11 @@ async def test_rules_return_data_and_the_burn_rate_page_fires(stack: Stack, prom
             got = {s["metric"][label]: float(s["value"][1]) for s in await _query(session, prometheus, record)}
             return got if set(got) == {"tone", "broken"} else None
 
-        success = await _until("both deployments' success ratio", 20,
-                               lambda: per("deployment", "deployment:voxmesh_success:ratio_rate5m"))
+        success = await until(lambda: per("deployment", "deployment:voxmesh_success:ratio_rate5m"), 20,
+                              "both deployments' success ratio", every=0.5)
         assert success == {"tone": 1.0, "broken": 0.0}
-        worker_ok = await _until("both workers' success ratio", 20,
-                                 lambda: per("model", "model:voxmesh_worker_success:ratio_rate5m"))
+        worker_ok = await until(lambda: per("model", "model:voxmesh_worker_success:ratio_rate5m"), 20,
+                                "both workers' success ratio", every=0.5)
         assert worker_ok == {"tone": 1.0, "broken": 0.0}
 
         # VoxmeshNoReadyReplica joins the autoscaler's wish with the serving replicas on
@@ -139,7 +128,7 @@ async def test_rules_return_data_and_the_burn_rate_page_fires(stack: Stack, prom
                 alerts: list[dict[str, Any]] = (await resp.json())["data"]["alerts"]
             return [a for a in alerts if a["labels"]["alertname"] == "VoxmeshErrorBudgetBurnFast" and a["state"] == "firing"]
 
-        fired = await _until("VoxmeshErrorBudgetBurnFast to fire", 30, firing)
+        fired = await until(firing, 30, "VoxmeshErrorBudgetBurnFast to fire", every=0.5)
         assert [a["labels"]["deployment"] for a in fired] == ["broken"]
         assert fired[0]["labels"]["severity"] == "page"
 
