@@ -8,7 +8,7 @@ a waiter process (another deployment) asks for cores meanwhile and blocks in
 minus the holder's release, both ``CLOCK_MONOTONIC``, which is system-wide) and the waiter
 process's CPU seconds per second of waiting (``time.process_time``). Stdlib and the broker
 only: it runs against any checkout's ``src`` (``PYTHONPATH=/path/to/checkout/src``), which is
-how the before/after figures in ``benchmarks/reports/hostcores_wait.txt`` were taken.
+how the before/after figures in ``benchmarks/reports/hostcores_wait.md`` were taken.
 """
 
 from __future__ import annotations

@@ -137,3 +137,35 @@ async def test_two_busy_deployments_keep_their_shares_and_the_budget(tmp_path: P
     assert core_s["a"] + core_s["b"] >= 0.5 * TOTAL * 4.0  # the budget was used, not just split
     assert _metric(after["b"], "voxmesh_host_core_waits_total", "b") > 0
 
+
+
+async def test_voxmesh_up_puts_its_workers_on_one_budget_by_default(tmp_path: Path) -> None:
+    """No setting at all: the stack's workers lease from one budget (a lease file in memory,
+    gone when the stack stops) and show it on /metrics."""
+    from voxmesh.deployments import DeploymentsConfig
+    from voxmesh.settings import load_settings
+    from voxmesh.stack import Stack
+
+    config = {"deployments": [
+        {"name": "a", "engine": "tone", "options": {"delay_s": 0.01}, "threads": 2, "cores": {"weight": 3}},
+        {"name": "b", "engine": "tone", "options": {"delay_s": 0.01}, "threads": 2}]}
+    settings = load_settings(None, data_dir=tmp_path / "data", server={"port": 0}, mesh={"enabled": False})
+    st = Stack(settings, DeploymentsConfig.model_validate(config))
+    try:
+        await st.start()
+        assert st.host_cores_file is not None and st.host_cores_file.exists()
+        async with aiohttp.ClientSession() as http:
+            for name in ("a", "b"):
+                body = {"model": name, "input": "One. Two.", "voice": "low", "response_format": "pcm"}
+                async with http.post(st.url + "/v1/audio/speech", json=body) as resp:
+                    assert resp.status == 200, await resp.text()
+                port = st.supervisor.replicas[name][0].port
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                    text = await resp.text()
+                assert _metric(text, "voxmesh_host_cores_total") >= 1
+                assert _metric(text, "voxmesh_host_core_seconds_total", name) > 0
+        snap = CoreBroker(st.host_cores_file, 1).snapshot()
+        assert snap["grants"]["a"] >= 2 and snap["grants"]["b"] >= 2 and snap["leases"] == []
+    finally:
+        await st.stop()
+    assert not st.host_cores_file.exists()
