@@ -119,7 +119,8 @@ class CoreBroker:
             self.total,
             tuple(Lease(int(x["holder"]), str(x["deployment"]), int(x["cores"]), int(x["ticket"]))
                   for x in data["leases"]),
-            tuple(Waiter(int(x["ticket"]), int(x["holder"]), str(x["deployment"]), int(x["want"]))
+            tuple(Waiter(int(x["ticket"]), int(x["holder"]), str(x["deployment"]), int(x["want"]),
+                         tuple(int(k) for k in x.get("sizes", ())))
                   for x in data["waiters"]),
         )
         _, grants = allocate(state, self.shares)
@@ -144,13 +145,14 @@ class CoreBroker:
 
     # ---- leasing ---------------------------------------------------------------------
     def acquire(self, deployment: str, want: int, timeout_s: float | None = None,
-                returning: int | None = None) -> tuple[int, int]:
+                returning: int | None = None, sizes: tuple[int, ...] = ()) -> tuple[int, int]:
         """Block until at least one core is leased: ``(ticket, cores)``, ``1 <= cores <= want``.
         ``TimeoutError`` past ``timeout_s`` (default ``wait_timeout_s``; the ticket is withdrawn).
 
         ``returning``: a lease this caller gives back in the same locked step (a request moving
         to its next segment). Returned and asked for again at once, the cores go where the rule
-        says, with no gap in which this deployment looks idle and another one takes them."""
+        says, with no gap in which this deployment looks idle and another one takes them.
+        ``sizes``: the only grants the caller can use (its thread classes; must include 1)."""
         want = max(1, want)
         timeout_s = self.wait_timeout_s if timeout_s is None else timeout_s
         holder = os.getpid()
@@ -164,7 +166,7 @@ class CoreBroker:
                 ticket = int(data["next"])
                 data["next"] = ticket + 1
                 data["waiters"].append({"ticket": ticket, "holder": holder, "deployment": deployment,
-                                        "want": want, "wake": address.hex()})
+                                        "want": want, "sizes": list(sizes), "wake": address.hex()})
                 wake = self._allocate(data)
                 cores = self._granted(data, ticket)
                 if not cores:

@@ -21,8 +21,9 @@ The rule, in two named steps over the waiters in FIFO (ticket) order:
    cores an idle one leaves. Leases are one segment long, so a deployment above its
    entitlement falls back to it within a segment once another one wants cores.
 
-A waiter gets at least 1 and at most ``want`` cores, in one grant. The sum of leases never
-exceeds ``total`` (property-tested).
+A waiter gets at least 1 and at most ``want`` cores, in one grant, and only a size it can
+use (``sizes``: a worker runs a segment on a thread class 1, 2, 4, ..., so 3 cores would leave
+one idle: it gets 2). The sum of leases never exceeds ``total`` (property-tested).
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ class Waiter:
     holder: int
     deployment: str
     want: int
+    sizes: tuple[int, ...] = ()  # the grants it can use, ascending; () any of 1..want
+
+    def fit(self, cores: int) -> int:
+        """The most it can use of ``cores`` (0: none)."""
+        cores = min(cores, self.want)
+        if not self.sizes or cores < 1:
+            return max(cores, 0)
+        return max((s for s in self.sizes if s <= cores), default=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +115,7 @@ def by_entitlement(state: BudgetState, shares: Mapping[str, Share]) -> tuple[Bud
     active = state.contending()
     for waiter in state.waiters:
         room = entitlement(state.total, waiter.deployment, active, shares) - state.held(waiter.deployment)
-        cores = min(waiter.want, state.free, room)
+        cores = waiter.fit(min(state.free, room))
         if cores > 0:
             state = state.granting(waiter, cores)
             grants[waiter.ticket] = cores
@@ -117,7 +126,7 @@ def work_conserving(state: BudgetState) -> tuple[BudgetState, dict[int, int]]:
     """Step 2: cores nobody is entitled to go to the remaining waiters in FIFO order."""
     grants: dict[int, int] = {}
     for waiter in state.waiters:
-        cores = min(waiter.want, state.free)
+        cores = waiter.fit(state.free)
         if cores > 0:
             state = state.granting(waiter, cores)
             grants[waiter.ticket] = cores

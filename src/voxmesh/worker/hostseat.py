@@ -22,8 +22,10 @@ __all__ = ["HostSeat"]
 
 
 class HostSeat:
-    def __init__(self, broker: CoreBroker | None, deployment: str, grace_s: float = 0.05) -> None:
+    def __init__(self, broker: CoreBroker | None, deployment: str, sizes: tuple[int, ...] = (),
+                 grace_s: float = 0.05) -> None:
         self.broker = broker
+        self.sizes = sizes  # the worker's thread classes: a grant is always one of them
         self.deployment = deployment
         self.grace_s = grace_s
         self.ticket: int | None = None
@@ -37,7 +39,7 @@ class HostSeat:
             return want
         self._cancel_expiry()
         returning, self.ticket = self.ticket, None
-        fut = loop.run_in_executor(None, broker.acquire, self.deployment, want, None, returning)
+        fut = loop.run_in_executor(None, broker.acquire, self.deployment, want, None, returning, self.sizes)
 
         def give_back(f: asyncio.Future[tuple[int, int]]) -> None:
             if not f.cancelled() and f.exception() is None:

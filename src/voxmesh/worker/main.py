@@ -138,6 +138,7 @@ def run_worker(
     worker = WorkerApp(
         preload.engine, model=model, engine_name=engine, settings=settings.worker, cores=threads,
         dictionary=_load_dictionary(dictionary), preloaded=preload.loaded,
-        host_cores=broker_for(settings.hostcores, model),  # voxmesh up's host core budget, when one is set
+        # voxmesh up's host core budget, when one is set and the engine computes here
+        host_cores=broker_for(settings.hostcores, model) if getattr(preload.engine, "uses_local_cores", True) else None,
     )
     uvloop.run(serve_worker(worker, host, port, mesh, settings))

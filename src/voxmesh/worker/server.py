@@ -48,7 +48,6 @@ from voxmesh.settings import WorkerSettings
 from voxmesh.worker.admission import Admission, Slot
 from voxmesh.worker.faults import Faults
 from voxmesh.worker.hostseat import HostSeat
-from voxmesh.worker.scheduler import class_at_most
 
 __all__ = ["WorkerApp", "build_worker_app"]
 
@@ -237,7 +236,8 @@ class WorkerApp:
         headers = {"X-Sample-Rate": str(plan.sample_rate), "X-Voxmesh-Model": self.model}
         t_arrived = time.monotonic()
         # cost = characters to speak: the scheduler orders waiters by latest start time
-        seat = HostSeat(*self.host_cores) if self.host_cores is not None else HostSeat(None, self.model)
+        broker, deployment = self.host_cores or (None, self.model)
+        seat = HostSeat(broker, deployment, self.admission.scheduler.classes)
         async with self.admission.slot(cost=sum(len(seg.text) for seg in plan.segments)) as slot, seat:
             times.add("queue", time.monotonic() - t_arrived)
             if req.stream:
@@ -285,8 +285,8 @@ class WorkerApp:
         t0 = time.monotonic()
         while True:
             threads = slot.threads(cost=len(segment.text))
-            if seat.broker is not None:  # the host budget may give fewer: the largest class within it
-                threads = class_at_most(self.admission.scheduler.classes, await seat.lease(loop, threads))
+            if seat.broker is not None:  # the host budget may give fewer (a smaller thread class)
+                threads = await seat.lease(loop, threads)
             try:
                 pcm = await loop.run_in_executor(self.pool, render_segment, self.engine, plan, segment, threads,
                                                  slot.interrupt, times)

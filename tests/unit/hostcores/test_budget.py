@@ -73,21 +73,33 @@ def test_a_guaranteed_minimum_is_served_first() -> None:
 
 
 @settings(max_examples=300)
-@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 20), st.booleans()), max_size=60),
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 20), st.booleans(), st.booleans()), max_size=60),
        st.integers(1, 32), st.dictionaries(st.sampled_from("abc"),
                                            st.builds(Share, st.floats(0.1, 10), st.integers(0, 8))))
-def test_leases_never_exceed_the_budget(ops: list[tuple[str, int, bool]], total: int,
+def test_leases_never_exceed_the_budget(ops: list[tuple[str, int, bool, bool]], total: int,
                                         shares: dict[str, Share]) -> None:
-    """Random tickets and returns: leases within budget, each grant within its want, and no
-    core idle while anyone waits (work-conserving)."""
+    """Random tickets (some with thread-class sizes) and returns: leases within budget, each
+    grant a usable size within its want, and no core idle while anyone waits (work-conserving)."""
     state = BudgetState(total)
-    for n, (dep, want, release) in enumerate(ops):
+    for n, (dep, want, release, classes) in enumerate(ops):
         if release and state.leases:
             state = BudgetState(total, state.leases[1:], state.waiters)
         else:
-            state = BudgetState(total, state.leases, (*state.waiters, Waiter(n, n, dep, want)))
-        wants = {w.ticket: w.want for w in state.waiters}
+            sizes = tuple(k for k in (1, 2, 4, 8, 16) if k <= want) if classes else ()
+            state = BudgetState(total, state.leases, (*state.waiters, Waiter(n, n, dep, want, sizes)))
+        waiting = {w.ticket: w for w in state.waiters}
         state, grants = allocate(state, shares)
-        assert all(1 <= c <= wants[t] for t, c in grants.items())
+        assert all(1 <= c <= waiting[t].want and (not waiting[t].sizes or c in waiting[t].sizes)
+                   for t, c in grants.items())
         assert state.granted <= total
         assert state.free == 0 or not state.waiters
+
+
+def test_a_grant_is_a_size_the_waiter_can_use() -> None:
+    """A worker runs a segment on a thread class: of 3 free cores it takes 2, leaving 1 to others."""
+    state = BudgetState(4, (Lease(3, "piper", 1),), (Waiter(1, 1, "piper", 4, (1, 2, 4)),))
+    after, grants = allocate(state, {})
+    assert grants == {1: 2} and after.free == 1
+    after, grants = allocate(BudgetState(4, after.leases, (Waiter(2, 2, "kokoro", 2, (1, 2)),)), {})
+    assert grants == {2: 1} and after.free == 0
+    assert Waiter(1, 1, "a", 8, (1, 2, 4, 8)).fit(7) == 4 and Waiter(1, 1, "a", 3).fit(7) == 3
