@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from voxmesh.hostcores.broker import CoreBroker
 from voxmesh.hostcores.budget import Share
 
@@ -90,3 +92,27 @@ def test_a_crashed_workers_lease_is_reclaimed(tmp_path: Path) -> None:
     lease, cores = broker.acquire("piper", TOTAL, timeout_s=2)
     assert cores == TOTAL
     broker.release(lease)
+
+
+def test_a_torn_lease_file_starts_afresh(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "cores.json"
+    path.write_text('{"leases": [{"ticket": 1, "hol')  # a writer killed mid-write
+    broker = CoreBroker(path, TOTAL, SHARES)
+    lease, cores = broker.acquire("piper", TOTAL, timeout_s=2)
+    assert cores == TOTAL and "unreadable" in caplog.text
+    broker.release(lease)
+    assert broker.snapshot()["leases"] == []
+
+
+def test_a_waiter_past_its_timeout_withdraws_and_a_renewal_keeps_the_turn(tmp_path: Path) -> None:
+    path = tmp_path / "cores.json"
+    broker = CoreBroker(path, TOTAL, SHARES, wake_min_s=0.01)
+    held, _ = broker.acquire("kokoro", TOTAL)
+    with pytest.raises(TimeoutError, match="no core for piper"):
+        broker.acquire("piper", 1, timeout_s=0.1)
+    assert broker.snapshot()["waiters"] == []
+    # returning a lease and asking again is one step: the cores come straight back
+    renewed, cores = broker.acquire("kokoro", TOTAL, returning=held)
+    assert cores == TOTAL and renewed != held
+    broker.release(renewed)
+    assert 'voxmesh_host_core_waits_total{deployment="piper"} 1' in broker.process_metrics()

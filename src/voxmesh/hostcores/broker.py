@@ -31,6 +31,7 @@ import contextlib
 import fcntl
 import itertools
 import json
+import logging
 import os
 import socket
 import threading
@@ -44,6 +45,7 @@ from voxmesh.hostcores.budget import BudgetState, Lease, Share, Waiter, allocate
 
 __all__ = ["CoreBroker", "ProcessCounters", "pid_alive"]
 
+log = logging.getLogger(__name__)
 _wake_ids = itertools.count(1)  # per process; with the pid, a unique wake address
 
 
@@ -96,7 +98,11 @@ class CoreBroker:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 text = f.read()
-                data: dict[str, Any] = json.loads(text) if text.strip() else {}
+                try:
+                    data: dict[str, Any] = json.loads(text) if text.strip() else {}
+                except ValueError:  # a writer died mid-write: start over (live leases are forgotten)
+                    log.warning("host core lease file %s was unreadable; starting it afresh", self.path)
+                    data = {}
                 for key, empty in (("leases", []), ("waiters", []), ("waits", {}), ("grants", {})):
                     data.setdefault(key, empty)
                 data.setdefault("max_granted", 0)
