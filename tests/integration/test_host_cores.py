@@ -8,6 +8,7 @@ The workers here are plain processes that lease cores per "segment" and hold the
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing as mp
 import os
 import re
@@ -116,3 +117,20 @@ def test_a_waiter_past_its_timeout_withdraws_and_a_renewal_keeps_the_turn(tmp_pa
     assert cores == TOTAL and renewed != held
     broker.release(renewed)
     assert 'voxmesh_host_core_waits_total{deployment="piper"} 1' in broker.process_metrics()
+
+
+def test_acquire_now_grants_without_waiting_or_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "cores.json"
+    broker = CoreBroker(path, TOTAL, SHARES)
+    held = broker.acquire_now("kokoro", TOTAL, sizes=(1, 2, 4))
+    assert held is not None and held[1] == TOTAL
+    before = broker.snapshot()
+    assert broker.acquire_now("piper", 1) is None  # no core free: nothing filed, nothing changed
+    assert broker.snapshot() == before
+    with open(path) as f:  # someone else holds the lock: no blocking on an event loop
+        fcntl.flock(f, fcntl.LOCK_EX)
+        assert broker.acquire_now("kokoro", TOTAL, returning=held[0]) is None
+    renewed = broker.acquire_now("kokoro", 2, returning=held[0])
+    assert renewed is not None and renewed[1] == 2
+    broker.release(renewed[0])
+    assert broker.snapshot()["leases"] == []

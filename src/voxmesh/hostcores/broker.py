@@ -93,9 +93,11 @@ class CoreBroker:
 
     # ---- the locked file -------------------------------------------------------------
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict[str, Any]]:
+    def _locked(self, blocking: bool = True) -> Iterator[dict[str, Any]]:
+        """The state, read under the lock and written back (unless the caller set
+        ``data["_discard"]``). Not ``blocking``: ``BlockingIOError`` while someone holds it."""
         with open(self.path, "r+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
+            fcntl.flock(f, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
                 text = f.read()
                 try:
@@ -110,6 +112,8 @@ class CoreBroker:
                 data["leases"] = [x for x in data["leases"] if self.alive(int(x["holder"]))]
                 data["waiters"] = [x for x in data["waiters"] if self.alive(int(x["holder"]))]
                 yield data
+                if data.pop("_discard", False):
+                    return
                 f.seek(0)
                 f.truncate()
                 f.write(json.dumps(data))
@@ -142,6 +146,7 @@ class CoreBroker:
 
     @staticmethod
     def _wake(wake: list[tuple[bytes, bytes]]) -> None:
+        wake = [(address, message) for address, message in wake if address]
         if not wake:
             return
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
@@ -150,6 +155,38 @@ class CoreBroker:
                     sender.sendto(message, socket.MSG_DONTWAIT, address)
 
     # ---- leasing ---------------------------------------------------------------------
+    @staticmethod
+    def _file(data: dict[str, Any], holder: int, deployment: str, want: int, returning: int | None,
+              sizes: tuple[int, ...], address: bytes) -> int:
+        """Return ``returning`` and file a ticket (in the locked ``data``): the ticket."""
+        if returning is not None:
+            data["leases"] = [x for x in data["leases"] if int(x["ticket"]) != returning]
+        ticket = int(data["next"])
+        data["next"] = ticket + 1
+        data["waiters"].append({"ticket": ticket, "holder": holder, "deployment": deployment,
+                                "want": max(1, want), "sizes": list(sizes), "wake": address.hex()})
+        return ticket
+
+    def acquire_now(self, deployment: str, want: int, returning: int | None = None,
+                    sizes: tuple[int, ...] = ()) -> tuple[int, int] | None:
+        """:meth:`acquire` when it needs no wait, cheap enough for an event loop: the lock
+        only if free at once, no wake-up socket. None (and nothing changed, ``returning``
+        still held): the lock was busy or the cores are not there; call :meth:`acquire`."""
+        try:
+            with self._locked(blocking=False) as data:
+                ticket = self._file(data, os.getpid(), deployment, want, returning, sizes, b"")
+                wake = self._allocate(data)
+                cores = self._granted(data, ticket)
+                data["_discard"] = not cores
+        except BlockingIOError:
+            return None
+        if not cores:
+            return None
+        self._wake(wake)
+        if returning is not None:
+            self._returned(returning)
+        return self._took(deployment, ticket, cores, int(data["max_granted"]))
+
     def acquire(self, deployment: str, want: int, timeout_s: float | None = None,
                 returning: int | None = None, sizes: tuple[int, ...] = ()) -> tuple[int, int]:
         """Block until at least one core is leased: ``(ticket, cores)``, ``1 <= cores <= want``.
@@ -167,12 +204,7 @@ class CoreBroker:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as inbox:
             inbox.bind(address)  # before the ticket: no wake-up can be missed
             with self._locked() as data:
-                if returning is not None:
-                    data["leases"] = [x for x in data["leases"] if int(x["ticket"]) != returning]
-                ticket = int(data["next"])
-                data["next"] = ticket + 1
-                data["waiters"].append({"ticket": ticket, "holder": holder, "deployment": deployment,
-                                        "want": want, "sizes": list(sizes), "wake": address.hex()})
+                ticket = self._file(data, holder, deployment, want, returning, sizes, address)
                 wake = self._allocate(data)
                 cores = self._granted(data, ticket)
                 if not cores:

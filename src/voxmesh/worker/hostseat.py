@@ -38,6 +38,10 @@ class HostSeat:
         if broker is None:
             return want
         self._cancel_expiry()
+        now = broker.acquire_now(self.deployment, want, self.ticket, self.sizes)  # on the loop: no wait
+        if now is not None:
+            self.ticket = now[0]
+            return now[1]
         returning, self.ticket = self.ticket, None
         fut = loop.run_in_executor(None, broker.acquire, self.deployment, want, None, returning, self.sizes)
 
