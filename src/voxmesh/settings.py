@@ -247,7 +247,8 @@ class HostCoresSettings(BaseModel):
     """
 
     enabled: bool = Field(True, description="voxmesh up: its workers lease their threads from one budget")
-    file: Path | None = Field(None, description="the lease file (voxmesh up default: <data_dir>/run/host-cores.json)")
+    file: Path | None = Field(None, description="the lease file (voxmesh up default: one per data dir under "
+                              "/dev/shm, voxmesh.hostcores.config.default_file)")
     total: int | None = Field(None, ge=1, description="cores in the budget (default: the cgroup CPU limit, else "
                               "the cores this process may run on)")
     shares: dict[str, HostCoreShare] = Field(
