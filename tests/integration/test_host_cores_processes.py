@@ -26,11 +26,14 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from voxmesh.deployments import Deployment
 from voxmesh.hostcores.broker import CoreBroker
 from voxmesh.hostcores.config import resolve, worker_env
 from voxmesh.settings import HostCoresSettings
+
+pytestmark = pytest.mark.slow
 
 TOTAL = 4
 DEPS = [Deployment(name="a", engine="tone", cores={"weight": 3}),
