@@ -134,3 +134,27 @@ def test_acquire_now_grants_without_waiting_or_changes_nothing(tmp_path: Path) -
     assert renewed is not None and renewed[1] == 2
     broker.release(renewed[0])
     assert broker.snapshot()["leases"] == []
+
+
+def test_a_busy_loop_leases_renews_within_its_share_and_returns_when_idle(tmp_path: Path) -> None:
+    """llama.cpp's decode loop: a lease while it has work, renewed every renew_s (down to its
+    share once another deployment waits), returned when idle."""
+    from voxmesh.hostcores.busy import BusyLease
+
+    now = [0.0]
+    broker = CoreBroker(tmp_path / "cores.json", TOTAL, SHARES)
+    loop = BusyLease(broker, "kokoro", TOTAL, renew_s=0.25, clock=lambda: now[0])
+    assert loop.hold() == TOTAL  # alone: every core
+    assert loop.hold() is None  # within renew_s: the same lease, nothing to change
+    # piper (3:1) files a ticket and waits; at the next renewal the loop drops to its share
+    waiter = threading.Thread(target=lambda: broker.release(broker.acquire("piper", TOTAL, timeout_s=5)[0]))
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while not broker.snapshot()["waiters"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    now[0] = 0.3
+    assert loop.hold() == 1
+    waiter.join(5)
+    loop.idle()
+    assert broker.snapshot()["leases"] == []

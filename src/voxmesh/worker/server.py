@@ -95,6 +95,10 @@ class WorkerApp:
         #: the host core budget shared by every worker on this host and our deployment in it
         #: (voxmesh.hostcores; settings.hostcores, handed down by voxmesh up); None: we own our cores
         self.host_cores = host_cores
+        if host_cores is not None and hasattr(engine, "core_lease"):  # a decode loop, not segments (llama.cpp)
+            from voxmesh.hostcores.busy import BusyLease
+
+            engine.core_lease = BusyLease(host_cores[0], host_cores[1], cores)
         self.ready = False
         self.stats = WorkerStats()
         self.rng = rng or random.Random()
