@@ -158,3 +158,21 @@ def test_a_busy_loop_leases_renews_within_its_share_and_returns_when_idle(tmp_pa
     waiter.join(5)
     loop.idle()
     assert broker.snapshot()["leases"] == []
+
+
+def test_without_an_abstract_socket_a_waiter_polls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def no_abstract(self: socket.socket, address: object) -> None:
+        raise OSError("no abstract namespace here")
+
+    monkeypatch.setattr(socket.socket, "bind", no_abstract)
+    broker = CoreBroker(tmp_path / "cores.json", TOTAL, SHARES)
+    held, _ = broker.acquire("kokoro", TOTAL)
+    got: list[tuple[int, int]] = []
+    waiter = threading.Thread(target=lambda: got.append(broker.acquire("piper", 2, timeout_s=5)))
+    waiter.start()
+    time.sleep(0.1)
+    broker.release(held)
+    waiter.join(5)
+    assert got and got[0][1] == 2

@@ -17,7 +17,8 @@ waiter burns no CPU meanwhile. The ``recv`` times out on a bounded backoff
 (``wake_min_s`` doubling to ``wake_max_s``) and then looks at the file itself: that is
 only the safety net for a holder that died without returning its lease (nobody else
 operates to reclaim it). The abstract namespace is per network namespace: every worker of
-a budget must share one (all of ``voxmesh up`` does; so do a pod's containers).
+a budget must share one (all of ``voxmesh up`` does; so do a pod's containers). Where there
+is no abstract namespace (not Linux) a waiter polls the file (2 ms doubling to ``wake_min_s``).
 
 Counters per deployment (leases granted, waits, the high-water mark of leased cores) are in
 the file too (:meth:`CoreBroker.metrics_text`, a consistent host-wide view); each process
@@ -201,31 +202,40 @@ class CoreBroker:
         holder = os.getpid()
         address = f"\0voxmesh-cores.{holder}.{next(_wake_ids)}".encode()
         deadline = self.clock() + timeout_s
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as inbox:
-            inbox.bind(address)  # before the ticket: no wake-up can be missed
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+            inbox: socket.socket | None = sock
+            try:
+                sock.bind(address)  # before the ticket: no wake-up can be missed
+            except OSError:  # no abstract namespace (not Linux): poll the file instead
+                inbox, address = None, b""
             with self._locked() as data:
                 ticket = self._file(data, holder, deployment, want, returning, sizes, address)
                 wake = self._allocate(data)
                 cores = self._granted(data, ticket)
                 if not cores:
                     data["waits"][deployment] = data["waits"].get(deployment, 0) + 1
-            self._wake([w for w in wake if w[0] != address])
+            self._wake([w for w in wake if w[0] != address or not address])
             if returning is not None:
                 self._returned(returning)
             if cores:
                 return self._took(deployment, ticket, cores, int(data["max_granted"]))
             with self._mu:
                 self.counters.waits[deployment] = self.counters.waits.get(deployment, 0) + 1
-            pause = self.wake_min_s
+            pause = self.wake_min_s if inbox is not None else self.wake_min_s / 10
             while True:
                 left = deadline - self.clock()
-                inbox.settimeout(max(min(pause, left), 0.0001))
-                try:
-                    got, cores, peak = (int(x) for x in inbox.recv(64).split())
-                    if got == ticket and cores > 0:  # granted by whoever woke us; the file says so too
-                        return self._took(deployment, ticket, cores, peak)
-                except (TimeoutError, BlockingIOError, ValueError):
-                    pause = min(2 * pause, self.wake_max_s)
+                if inbox is None:
+                    time.sleep(max(min(pause, left), 0.0))
+                    pause = min(2 * pause, self.wake_min_s)
+                else:
+                    inbox.settimeout(max(min(pause, left), 0.0001))
+                    try:
+                        got, cores, peak = (int(x) for x in inbox.recv(64).split())
+                        if got == ticket and cores > 0:  # granted by whoever woke us; the file says so too
+                            return self._took(deployment, ticket, cores, peak)
+                    except (TimeoutError, BlockingIOError, ValueError):
+                        pause = min(2 * pause, self.wake_max_s)
                 with self._locked() as data:
                     wake = self._allocate(data)  # reclaims the dead's cores (the reason to look)
                     cores = self._granted(data, ticket)
