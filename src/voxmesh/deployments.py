@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from voxmesh.errors import ConfigError
+from voxmesh.settings import HostCoreShare
 
 __all__ = ["CoreShareSpec", "Deployment", "DeploymentsConfig", "ExternalSpec", "ReplicaSpec", "ScalingTargets", "load_deployments"]
 
@@ -68,12 +69,7 @@ class ExternalSpec(BaseModel):
     tls: bool = False
 
 
-class CoreShareSpec(BaseModel):
-    """A deployment's share of the host core budget under contention (voxmesh.hostcores)."""
-
-    model_config = ConfigDict(extra="forbid")
-    weight: float = Field(1.0, gt=0, description="share of the cores beyond the guarantees, by weight")
-    min: int = Field(0, ge=0, description="cores guaranteed while it wants them")
+CoreShareSpec = HostCoreShare  # a deployment's ``cores:`` (one model with the settings' shares)
 
 
 class Deployment(BaseModel):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from voxmesh.errors import ConfigError
@@ -22,6 +22,8 @@ __all__ = [
     "AuthSettings",
     "GatewaySettings",
     "HardeningSettings",
+    "HostCoreShare",
+    "HostCoresSettings",
     "JobsSettings",
     "LimitsSettings",
     "MeshSettings",
@@ -237,6 +239,34 @@ class OtlpSettings(BaseModel):
     timeout_s: float = Field(10.0, gt=0)
 
 
+class HostCoreShare(BaseModel):
+    """A deployment's share of the host core budget under contention (its ``cores:`` in the
+    deployments config)."""
+
+    model_config = ConfigDict(extra="forbid")
+    weight: float = Field(1.0, gt=0, description="share of the cores beyond the guarantees, by weight")
+    min: int = Field(0, ge=0, description="cores guaranteed while it wants them")
+
+
+class HostCoresSettings(BaseModel):
+    """One core budget for every worker on this host (voxmesh.hostcores): ``VOXMESH_HOSTCORES__*``.
+
+    ``voxmesh up`` keeps the budget of its workers (when ``enabled``) and hands each of them
+    ``file``, ``total`` and the ``shares`` of all deployments through these same settings
+    (``VOXMESH_HOSTCORES__FILE``, ...); a worker leases from the budget whenever it has a
+    ``file``, so one started by hand may join another's budget.
+    """
+
+    enabled: bool = Field(True, description="voxmesh up: its workers lease their threads from one budget")
+    file: Path | None = Field(None, description="the lease file (voxmesh up default: one per data dir under "
+                              "/dev/shm, voxmesh.hostcores.config.default_file)")
+    total: int | None = Field(None, ge=1, description="cores in the budget (default: the cgroup CPU limit, else "
+                              "the cores this process may run on)")
+    shares: dict[str, HostCoreShare] = Field(
+        default_factory=dict, description="per deployment; voxmesh up fills it from the deployments' cores:")
+    wait_timeout_s: float = Field(60.0, gt=0, description="a segment waiting longer for cores fails with 503")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOXMESH_", env_nested_delimiter="__", extra="ignore")
 
@@ -256,6 +286,7 @@ class Settings(BaseSettings):
     hardening: HardeningSettings = HardeningSettings()
     voices: VoicesSettings = VoicesSettings()
     otlp: OtlpSettings = OtlpSettings()
+    hostcores: HostCoresSettings = HostCoresSettings()
 
     def db_url(self) -> str:
         return self.jobs.db_url or f"sqlite+aiosqlite:///{(self.data_dir / 'voxmesh.db').resolve()}"

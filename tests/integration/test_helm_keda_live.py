@@ -16,30 +16,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import shutil
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from tests.integration.helm_kit import NAMESPACE, objects, parse, render, scenario_values
+from tests.support.stacks import prom_query, scrape_job, start_prometheus, start_stack
 
 from voxmesh.deploy.chart import chart_defaults
 from voxmesh.deploy.keda import desired_replicas
 from voxmesh.deploy.values import values_from_config
 from voxmesh.deployments import DeploymentsConfig
-from voxmesh.settings import load_settings
 from voxmesh.stack import Stack
 
 pytestmark = pytest.mark.slow
 
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 HELD = 5
 TARGET = 2
 
@@ -59,12 +54,6 @@ CONFIG = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _scaled_object(values: dict[str, Any], name: str) -> dict[str, Any]:
     objs = parse(render(values))
     return next(o for o in objects(objs, "ScaledObject") if o["metadata"]["name"] == name)
@@ -72,49 +61,18 @@ def _scaled_object(values: dict[str, Any], name: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = load_settings(None, data_dir=tmp_path / "data", server={"port": 0}, mesh={"enabled": False})
-    st = Stack(settings, DeploymentsConfig.model_validate(CONFIG))
-    try:
-        await st.start()
+    async with start_stack(tmp_path, CONFIG, mesh={"enabled": False}) as st:
         yield st
-    finally:
-        await st.stop()
 
 
-@contextlib.contextmanager
-def prometheus(tmp_path: Path, targets: dict[str, int]) -> Iterator[str]:
-    if not Path(PROMETHEUS).exists():
-        pytest.skip("Prometheus is not installed (Debian package `prometheus`, see packages.apt)")
-    port = _free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            # what the cluster's kubernetes_sd relabeling gives: the pod's namespace as a label
-            {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{p}"], "labels": {"namespace": NAMESPACE}}]}
-            for job, p in targets.items()
-        ],
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+def prometheus(tmp_path: Path, targets: dict[str, int]) -> contextlib.AbstractAsyncContextManager[str]:
+    # what the cluster's kubernetes_sd relabeling gives: the pod's namespace as a label
+    jobs = [scrape_job(job, [f"127.0.0.1:{p}"], namespace=NAMESPACE) for job, p in targets.items()]
+    return start_prometheus(tmp_path, jobs)
 
 
 async def query(session: aiohttp.ClientSession, base: str, promql: str) -> float | None:
-    async with session.get(f"{base}/api/v1/query", params={"query": promql}) as resp:
-        body = await resp.json()
+    body = await prom_query(session, base, promql)
     assert body["status"] == "success", body
     result = body["data"]["result"]
     return float(result[0]["value"][1]) if result else None
@@ -139,35 +97,35 @@ async def test_rendered_scaledobject_query_reads_the_held_load(stack: Stack, tmp
     assert threshold == TARGET and 'model="tone"' in promql and f'namespace="{NAMESPACE}"' in promql
 
     worker = stack.supervisor.serving("tone")[0]
-    with prometheus(tmp_path, {"gateway": stack.port, "worker": worker.port}) as prom:
-        async with aiohttp.ClientSession() as session:
-            # both targets up, and idle: the query reads 0
-            assert await poll(session, prom, 'sum(up{namespace="voxmesh"})', 2, 30) == 2
-            assert await poll(session, prom, promql, 0, 10) == 0
+    targets = {"gateway": stack.port, "worker": worker.port}
+    async with prometheus(tmp_path, targets) as prom, aiohttp.ClientSession() as session:
+        # both targets up, and idle: the query reads 0
+        assert await poll(session, prom, 'sum(up{namespace="voxmesh"})', 2, 30) == 2
+        assert await poll(session, prom, promql, 0, 10) == 0
 
-            body = {"model": "tts-1", "voice": "low", "response_format": "pcm"}
-            t0 = time.monotonic()
+        body = {"model": "tts-1", "voice": "low", "response_format": "pcm"}
+        t0 = time.monotonic()
 
-            async def speak(i: int) -> None:
-                async with session.post(f"{stack.url}/v1/audio/speech", json=body | {"input": f"Held {i}."}) as r:
-                    await r.read()
+        async def speak(i: int) -> None:
+            async with session.post(f"{stack.url}/v1/audio/speech", json=body | {"input": f"Held {i}."}) as r:
+                await r.read()
 
-            held = [asyncio.create_task(speak(i)) for i in range(HELD)]
-            try:
-                # the first finishes 6 s after it starts: read while all five are in the worker
-                # (the two targets are scraped at their own phases: poll each)
-                value, gateway_view = await asyncio.gather(
-                    poll(session, prom, promql, HELD, 5.0),
-                    poll(session, prom, 'sum(voxmesh_endpoint_in_flight{deployment="tone"})', HELD, 5.0))
-                elapsed = time.monotonic() - t0
-            finally:
-                for t in held:
-                    t.cancel()
-                await asyncio.gather(*held, return_exceptions=True)
-                # four requests are still queued behind 6 s each: do not wait for the drain
-                for rep in stack.supervisor.replicas["tone"]:
-                    if rep.proc is not None and rep.proc.returncode is None:
-                        rep.proc.kill()
+        held = [asyncio.create_task(speak(i)) for i in range(HELD)]
+        try:
+            # the first finishes 6 s after it starts: read while all five are in the worker
+            # (the two targets are scraped at their own phases: poll each)
+            value, gateway_view = await asyncio.gather(
+                poll(session, prom, promql, HELD, 5.0),
+                poll(session, prom, 'sum(voxmesh_endpoint_in_flight{deployment="tone"})', HELD, 5.0))
+            elapsed = time.monotonic() - t0
+        finally:
+            for t in held:
+                t.cancel()
+            await asyncio.gather(*held, return_exceptions=True)
+            # four requests are still queued behind 6 s each: do not wait for the drain
+            for rep in stack.supervisor.replicas["tone"]:
+                if rep.proc is not None and rep.proc.returncode is None:
+                    rep.proc.kill()
     assert elapsed < 6.0, f"read after {elapsed:.1f} s: the first request may have finished"
     assert value == HELD, f"{promql} = {value}, want {HELD}"
     assert gateway_view == HELD
@@ -240,22 +198,10 @@ async def test_every_rendered_promql_parses_in_prometheus(tmp_path: Path) -> Non
                     q = q.replace("{{ " + var + " }}", value)
                 queries.add(q)
     assert len(queries) >= 8
-    with prometheus(tmp_path, {}) as prom:
-        async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    async with session.get(f"{prom}/-/ready") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, "Prometheus did not start"
-                await asyncio.sleep(0.2)
-            bad = []
-            for q in sorted(queries):
-                async with session.get(f"{prom}/api/v1/query", params={"query": q}) as resp:
-                    body = await resp.json()
-                if body["status"] != "success":
-                    bad.append(f"{q}: {body.get('error')}")
+    async with prometheus(tmp_path, {}) as prom, aiohttp.ClientSession() as session:
+        bad = []
+        for q in sorted(queries):
+            body = await prom_query(session, prom, q)
+            if body["status"] != "success":
+                bad.append(f"{q}: {body.get('error')}")
     assert not bad, "\n".join(bad)

@@ -8,12 +8,15 @@ The workers here are plain processes that lease cores per "segment" and hold the
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing as mp
 import os
 import re
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from voxmesh.hostcores.broker import CoreBroker
 from voxmesh.hostcores.budget import Share
@@ -90,3 +93,86 @@ def test_a_crashed_workers_lease_is_reclaimed(tmp_path: Path) -> None:
     lease, cores = broker.acquire("piper", TOTAL, timeout_s=2)
     assert cores == TOTAL
     broker.release(lease)
+
+
+def test_a_torn_lease_file_starts_afresh(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "cores.json"
+    path.write_text('{"leases": [{"ticket": 1, "hol')  # a writer killed mid-write
+    broker = CoreBroker(path, TOTAL, SHARES)
+    lease, cores = broker.acquire("piper", TOTAL, timeout_s=2)
+    assert cores == TOTAL and "unreadable" in caplog.text
+    broker.release(lease)
+    assert broker.snapshot()["leases"] == []
+
+
+def test_a_waiter_past_its_timeout_withdraws_and_a_renewal_keeps_the_turn(tmp_path: Path) -> None:
+    path = tmp_path / "cores.json"
+    broker = CoreBroker(path, TOTAL, SHARES, wake_min_s=0.01)
+    held, _ = broker.acquire("kokoro", TOTAL)
+    with pytest.raises(TimeoutError, match="no core for piper"):
+        broker.acquire("piper", 1, timeout_s=0.1)
+    assert broker.snapshot()["waiters"] == []
+    # returning a lease and asking again is one step: the cores come straight back
+    renewed, cores = broker.acquire("kokoro", TOTAL, returning=held)
+    assert cores == TOTAL and renewed != held
+    broker.release(renewed)
+    assert 'voxmesh_host_core_waits_total{deployment="piper"} 1' in broker.process_metrics()
+
+
+def test_acquire_now_grants_without_waiting_or_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "cores.json"
+    broker = CoreBroker(path, TOTAL, SHARES)
+    held = broker.acquire_now("kokoro", TOTAL, sizes=(1, 2, 4))
+    assert held is not None and held[1] == TOTAL
+    before = broker.snapshot()
+    assert broker.acquire_now("piper", 1) is None  # no core free: nothing filed, nothing changed
+    assert broker.snapshot() == before
+    with open(path) as f:  # someone else holds the lock: no blocking on an event loop
+        fcntl.flock(f, fcntl.LOCK_EX)
+        assert broker.acquire_now("kokoro", TOTAL, returning=held[0]) is None
+    renewed = broker.acquire_now("kokoro", 2, returning=held[0])
+    assert renewed is not None and renewed[1] == 2
+    broker.release(renewed[0])
+    assert broker.snapshot()["leases"] == []
+
+
+def test_a_busy_loop_leases_renews_within_its_share_and_returns_when_idle(tmp_path: Path) -> None:
+    """llama.cpp's decode loop: a lease while it has work, renewed every renew_s (down to its
+    share once another deployment waits), returned when idle."""
+    from voxmesh.hostcores.busy import BusyLease
+
+    now = [0.0]
+    broker = CoreBroker(tmp_path / "cores.json", TOTAL, SHARES)
+    loop = BusyLease(broker, "kokoro", TOTAL, renew_s=0.25, clock=lambda: now[0])
+    assert loop.hold() == TOTAL  # alone: every core
+    assert loop.hold() is None  # within renew_s: the same lease, nothing to change
+    # piper (3:1) files a ticket and waits; at the next renewal the loop drops to its share
+    waiter = threading.Thread(target=lambda: broker.release(broker.acquire("piper", TOTAL, timeout_s=5)[0]))
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while not broker.snapshot()["waiters"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    now[0] = 0.3
+    assert loop.hold() == 1
+    waiter.join(5)
+    loop.idle()
+    assert broker.snapshot()["leases"] == []
+
+
+def test_without_an_abstract_socket_a_waiter_polls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def no_abstract(self: socket.socket, address: object) -> None:
+        raise OSError("no abstract namespace here")
+
+    monkeypatch.setattr(socket.socket, "bind", no_abstract)
+    broker = CoreBroker(tmp_path / "cores.json", TOTAL, SHARES)
+    held, _ = broker.acquire("kokoro", TOTAL)
+    got: list[tuple[int, int]] = []
+    waiter = threading.Thread(target=lambda: got.append(broker.acquire("piper", 2, timeout_s=5)))
+    waiter.start()
+    time.sleep(0.1)
+    broker.release(held)
+    waiter.join(5)
+    assert got and got[0][1] == 2

@@ -10,23 +10,20 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
+from tests.support.procs import free_port, stop_process
+from tests.support.stacks import RunningUp, closed_loop, spawn_up, start_stack, wait_up
 
-from voxmesh.deployments import DeploymentsConfig
 from voxmesh.gateway.balancer.pool import Remove
 from voxmesh.lifeline import RunDir, process_start_time
-from voxmesh.settings import load_settings
 from voxmesh.stack import Stack
 
 pytestmark = pytest.mark.slow
@@ -41,71 +38,35 @@ CONFIG = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _up(tmp: Path, data: Path, ups: list[RunningUp]) -> RunningUp:
+    """``voxmesh up`` with CONFIG on ``data``, stopped by the ``ups`` fixture."""
+    up = spawn_up(tmp, yaml.safe_dump(CONFIG), data_dir=data)
+    ups.append(up)
+    return up
 
 
-class UpProcess:
-    """``voxmesh up`` in a subprocess on a data dir."""
-
-    def __init__(self, tmp: Path, data: Path) -> None:
-        self.port = _free_port()
-        self.data = data
-        cfg = tmp / "stack.yaml"
-        cfg.write_text(yaml.safe_dump(CONFIG))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VOXMESH_")}
-        self.log = (tmp / f"up-{self.port}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voxmesh", "--config", str(cfg), "up", "--port", str(self.port),
-             "--data-dir", str(data)], env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc.poll() is None, f"voxmesh up exited {self.proc.returncode}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "voxmesh up never became ready"
-            time.sleep(0.2)
-
-    def worker_pids(self) -> list[int]:
-        return [r.pid for r in RunDir(self.data / "run").records()]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def _worker_pids(up: RunningUp) -> list[int]:
+    return [r.pid for r in RunDir(up.data_dir / "run").records()]
 
 
 @pytest.fixture
-def ups(tmp_path: Path) -> Iterator[list[UpProcess]]:
-    started: list[UpProcess] = []
+def ups() -> Iterator[list[RunningUp]]:
+    started: list[RunningUp] = []
     yield started
     for up in started:
-        up.close()
+        if up.proc.poll() is None:
+            stop_process(up.proc, 30)
 
 
 def _alive(pid: int) -> bool:
     return process_start_time(pid) is not None
 
 
-def test_kill_9_of_voxmesh_up_takes_its_workers_with_it(tmp_path: Path, ups: list[UpProcess]) -> None:
-    up = UpProcess(tmp_path, tmp_path / "data")
-    ups.append(up)
-    up.wait_ready()
+def test_kill_9_of_voxmesh_up_takes_its_workers_with_it(tmp_path: Path, ups: list[RunningUp]) -> None:
+    up = _up(tmp_path, tmp_path / "data", ups)
+    wait_up(up, 90)
     deadline = time.monotonic() + 30
-    while len(pids := up.worker_pids()) < 3:  # tone-a: 1 serving + 1 warm; tone-b: 1
+    while len(pids := _worker_pids(up)) < 3:  # tone-a: 1 serving + 1 warm; tone-b: 1
         assert time.monotonic() < deadline, pids
         time.sleep(0.1)
     assert all(_alive(p) for p in pids)
@@ -116,14 +77,13 @@ def test_kill_9_of_voxmesh_up_takes_its_workers_with_it(tmp_path: Path, ups: lis
         assert time.monotonic() - t0 < 2.0, [p for p in pids if _alive(p)]
         time.sleep(0.02)
     # a restart on the same data dir starts one set, not a second one beside the first
-    again = UpProcess(tmp_path, tmp_path / "data")
-    ups.append(again)
-    again.wait_ready()
+    again = _up(tmp_path, tmp_path / "data", ups)
+    wait_up(again, 90)
     time.sleep(1.0)
-    assert len(again.worker_pids()) == 3
+    assert len(_worker_pids(again)) == 3
 
 
-def test_a_new_supervisor_ends_the_leftover_and_only_it(tmp_path: Path, ups: list[UpProcess]) -> None:
+def test_a_new_supervisor_ends_the_leftover_and_only_it(tmp_path: Path, ups: list[RunningUp]) -> None:
     """A worker whose supervisor died without taking it along (started by hand, no
     --parent-pid, recorded in the run dir) is ended; a decoy with the same engine and
     command shape for another data dir, and an unrecorded one, survive."""
@@ -133,7 +93,7 @@ def test_a_new_supervisor_ends_the_leftover_and_only_it(tmp_path: Path, ups: lis
 
     def worker(run_dir: RunDir) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "voxmesh", "worker", "--engine", "tone", "--model", "tone-a",
-                                 "--port", str(_free_port()), "--threads", "1", "--run-dir", str(run_dir.path)],
+                                 "--port", str(free_port()), "--threads", "1", "--run-dir", str(run_dir.path)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     leftover, decoy, unrecorded = worker(run), worker(other), worker(run)
@@ -141,17 +101,16 @@ def test_a_new_supervisor_ends_the_leftover_and_only_it(tmp_path: Path, ups: lis
         time.sleep(1.0)  # exec'd: /proc shows the final command line
         assert run.record("tone-a-0", leftover.pid) is not None
         assert other.record("tone-a-0", decoy.pid) is not None
-        up = UpProcess(tmp_path, data)
-        ups.append(up)
-        up.wait_ready()
+        up = _up(tmp_path, data, ups)
+        wait_up(up, 90)
         assert leftover.wait(10) is not None
         assert decoy.poll() is None and unrecorded.poll() is None
-        assert "leftover-ended" in (tmp_path / f"up-{up.port}.log").read_text()
+        assert "leftover-ended" in up.log.read_text()
         # a second supervisor on the same data dir is refused, and ends nothing
         second = subprocess.run([sys.executable, "-m", "voxmesh", "up", "--port", "0", "--data-dir", str(data)],
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 2 and "another voxmesh supervisor" in second.stderr, second.stderr
-        assert all(_alive(p) for p in up.worker_pids())
+        assert all(_alive(p) for p in _worker_pids(up))
     finally:
         for p in (leftover, decoy, unrecorded):
             if p.poll() is None:
@@ -170,13 +129,8 @@ TWO = {
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = load_settings(None, data_dir=tmp_path / "data", server={"port": 0})
-    st = Stack(settings, DeploymentsConfig.model_validate(TWO))
-    try:
-        await st.start()
+    async with start_stack(tmp_path, TWO) as st:
         yield st
-    finally:
-        await st.stop()
 
 
 async def test_kill_9_worker_under_load_leaves_the_pool_within_1s_and_no_request_fails(stack: Stack) -> None:
@@ -195,17 +149,11 @@ async def test_kill_9_worker_under_load_leaves_the_pool_within_1s_and_no_request
     statuses: list[int] = []
     stop = asyncio.Event()
 
-    async def client(session: aiohttp.ClientSession, i: int) -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            body = {"model": "tts-1", "input": f"Client {i} request {n}.", "voice": "low", "response_format": "pcm"}
-            async with session.post(stack.url + "/v1/audio/speech", json=body) as resp:
-                await resp.read()
-                statuses.append(resp.status)
+    def body(i: int, n: int) -> dict[str, str]:
+        return {"model": "tts-1", "input": f"Client {i} request {n}.", "voice": "low", "response_format": "pcm"}
 
-    async with aiohttp.ClientSession() as session:
-        tasks = [asyncio.ensure_future(client(session, i)) for i in range(4)]
+    traffic = asyncio.ensure_future(closed_loop(stack.url, body, clients=4, stop=stop.is_set, statuses=statuses))
+    try:
         await asyncio.sleep(1.5)
         victim = sup.serving("tone")[0]
         assert victim.proc is not None
@@ -216,8 +164,9 @@ async def test_kill_9_worker_under_load_leaves_the_pool_within_1s_and_no_request
             assert time.monotonic() - killed_at < 5, "never removed"
             await asyncio.sleep(0.005)
         await asyncio.sleep(3.0)
+    finally:
         stop.set()
-        await asyncio.gather(*tasks)
+        await traffic
     detect = removed[victim.id] - killed_at
     print(f"kill -9 -> Remove: {detect * 1000:.1f} ms; {len(statuses)} requests, {in_flight_before} before the kill")
     assert detect < 1.0

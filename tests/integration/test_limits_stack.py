@@ -13,9 +13,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tests.support.stacks import start_stack
 
-from voxmesh.deployments import DeploymentsConfig
-from voxmesh.settings import load_settings
 from voxmesh.stack.core import Stack
 
 pytestmark = pytest.mark.slow
@@ -25,23 +24,17 @@ SPEECH = {"model": "tone", "input": "Hello there.", "voice": "low", "response_fo
 
 @pytest.fixture(params=["fast", "aiohttp"])
 async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Stack, dict[str, str]]]:
-    settings = load_settings(None, data_dir=tmp_path / "data", server={"port": 0},
-                             gateway={"server": request.param}, auth={"mode": "api_keys"},
-                             limits={"requests_per_minute": 600, "burst_s": 1.0},
-                             jobs={"chunk_chars": 40, "poll_interval_s": 0.05})  # fmt: skip
-    config = DeploymentsConfig.model_validate({"deployments": [
+    config = {"deployments": [
         {"name": "tone", "engine": "tone", "options": {"ms_per_char": 1}, "threads": 1,
-         "replicas": {"min": 1, "max": 1, "warm": 0}}]})  # fmt: skip
-    st = Stack(settings, config)
-    await st.start()
-    try:
+         "replicas": {"min": 1, "max": 1, "warm": 0}}]}  # fmt: skip
+    async with start_stack(tmp_path, config, gateway={"server": request.param}, auth={"mode": "api_keys"},
+                           limits={"requests_per_minute": 600, "burst_s": 1.0},
+                           jobs={"chunk_chars": 40, "poll_interval_s": 0.05}) as st:  # fmt: skip
         scopes = frozenset({"tts:speak", "jobs:write", "jobs:read"})
         await st.auth.store.create_tenant("slow", requests_per_minute=6)  # 0.1 req/s, burst 1 s -> 1 token
         _, slow = await st.auth.store.create_key("slow", scopes)
         _, fast = await st.auth.store.create_key("roomy", scopes)
         yield st, {"slow": slow, "roomy": fast}
-    finally:
-        await st.stop()
 
 
 async def _speak(session: aiohttp.ClientSession, url: str, key: str) -> tuple[int, dict[str, str], bytes]:

@@ -4,12 +4,16 @@ cache, cancellation, and the service on top (HTML, glossary). Temperature 0 thro
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from voxmesh import errors
+from voxmesh.hostcores.broker import CoreBroker
+from voxmesh.hostcores.busy import BusyLease
 from voxmesh.mt.prompts import GREEDY, PromptStyle
 from voxmesh.mt.service import InProcessTranslator, TranslationRequest
 
@@ -88,3 +92,19 @@ async def test_service_keeps_html_tags_and_splits_sentences(engine: LlamaCppEngi
     assert "Good morning" not in html
     glossary = TranslationRequest(("I use Voxmesh.",), "en", "zh", glossary={"Voxmesh": "声网"}, params=SHORT)
     assert (await tr.translate(glossary)).translations[0]
+
+
+def test_the_decode_loop_leases_from_the_host_budget_while_busy(engine: LlamaCppEngine, tmp_path: Path) -> None:
+    """On a host core budget the loop leases its threads for the work and returns them when idle."""
+    broker = CoreBroker(tmp_path / "cores.json", 2)
+    engine.core_lease = BusyLease(broker, "mt", 1)
+    try:
+        (out,) = engine.translate(["Good night."], "en", "zh", params=SHORT)
+        assert out.strip()
+        deadline = time.monotonic() + 10
+        while broker.snapshot()["leases"]:  # the loop goes idle right after the last step
+            assert time.monotonic() < deadline, broker.snapshot()
+            time.sleep(0.01)
+        assert broker.snapshot()["grants"]["mt"] >= 1 and engine.threads == 1
+    finally:
+        engine.core_lease = None

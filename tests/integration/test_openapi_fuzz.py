@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.support.stacks import start_stack
 
-from voxmesh.deployments import DeploymentsConfig
-from voxmesh.settings import load_settings
 from voxmesh.stack import Stack
 
 pytestmark = pytest.mark.slow
@@ -30,14 +29,8 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 
 @pytest.fixture(params=["fast", "aiohttp"])
 async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = load_settings(None, data_dir=tmp_path / "data", server={"port": 0},
-                             gateway={"server": request.param}, jobs={"engine": "fake"})  # fmt: skip
-    st = Stack(settings, DeploymentsConfig.model_validate(CONFIG))
-    try:
-        await st.start()
+    async with start_stack(tmp_path, CONFIG, gateway={"server": request.param}, jobs={"engine": "fake"}) as st:
         yield st
-    finally:
-        await st.stop()
 
 
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(stack: Stack, tmp_path: Path) -> None:

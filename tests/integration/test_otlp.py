@@ -24,7 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from tests.integration.obs_stack import start_stack, tone_config
+from tests.support.stacks import start_stack, tone_config
+from tests.support.waits import until
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -75,14 +76,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     await runner.cleanup()
 
 
-async def _until(check: Any, seconds: float, what: str) -> None:
-    for _ in range(int(seconds / 0.1)):
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_gateway_attempt_and_worker_spans_share_the_callers_trace(
         tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOXMESH_OTLP__ENDPOINT", receiver.url)  # the workers inherit it
@@ -102,9 +95,10 @@ async def test_gateway_attempt_and_worker_spans_share_the_callers_trace(
         async with http.get(stack.url + "/v1/models", headers={"traceparent": f"00-{relayed}-{PARENT}-01"}) as r:
             assert r.status == 200
         mine = lambda: [s for s in receiver.spans if s["trace"] == TRACE_ID]  # noqa: E731
-        await _until(lambda: {s["service"] for s in mine()} >= {"voxmesh-gateway", "voxmesh-worker"}, 15,
-                     f"gateway and worker spans of trace {TRACE_ID}: {receiver.spans}")
-        await _until(lambda: any(s["trace"] == relayed for s in receiver.spans), 5, "the relayed route's span")
+        await until(lambda: {s["service"] for s in mine()} >= {"voxmesh-gateway", "voxmesh-worker"}, 15,
+                    f"gateway and worker spans of trace {TRACE_ID}: {receiver.spans}", every=0.1)
+        await until(lambda: any(s["trace"] == relayed for s in receiver.spans), 5, "the relayed route's span",
+                    every=0.1)
     # the id the gateway made is the trace id too: logs and traces meet on one id
     await asyncio.sleep(0)
     assert any(s["trace"] == made and s["kind"] == 2 and s["service"] == "voxmesh-gateway" for s in receiver.spans), made

@@ -14,27 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import yaml
+from tests.support.stacks import closed_loop, prom_query, scrape_job, start_prometheus, start_stack
+from tests.support.waits import until
 
-from voxmesh.deployments import DeploymentsConfig
-from voxmesh.settings import load_settings
 from voxmesh.stack import Stack
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules.yaml"
-PROMETHEUS = shutil.which("prometheus")
 
 CONFIG = {
     "deployments": [
@@ -46,108 +41,53 @@ CONFIG = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     # the breaker must not eject "broken": its worker has to keep counting 500s while Prometheus watches
-    settings = load_settings(None, data_dir=tmp_path / "data", server={"port": 0}, mesh={"enabled": False},
-                             jobs={"runners": 0}, gateway={"breaker_failures": 100_000})  # fmt: skip
-    st = Stack(settings, DeploymentsConfig.model_validate(CONFIG))
-    try:
-        await st.start()
+    async with start_stack(tmp_path, CONFIG, mesh={"enabled": False}, jobs={"runners": 0},
+                           gateway={"breaker_failures": 100_000}) as st:
         yield st
-    finally:
-        await st.stop()
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path, stack: Stack) -> Iterator[str]:
-    if PROMETHEUS is None:
-        pytest.skip("prometheus is missing: install the Debian package 'prometheus' (make system-deps)")
+async def prometheus(tmp_path: Path, stack: Stack) -> AsyncIterator[str]:
     workers = [
         {"targets": [f"127.0.0.1:{r.port}"], "labels": {"deployment": name}}
         for name in ("tone", "broken") for r in stack.supervisor.serving(name)
     ]  # fmt: skip
     assert len(workers) == 2
     (tmp_path / "workers.json").write_text(json.dumps(workers))
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [
-            {"job_name": "voxmesh-gateway", "static_configs": [{"targets": [stack.url.removeprefix("http://")]}]},
-            {"job_name": "voxmesh-workers",
-             "file_sd_configs": [{"files": [str(tmp_path / "workers.json")], "refresh_interval": "1s"}]},
-        ],
-    }  # fmt: skip
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
-    log = (tmp_path / "prometheus.log").open("w")
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    scrape = [
+        scrape_job("voxmesh-gateway", [stack.url.removeprefix("http://")]),
+        {"job_name": "voxmesh-workers",
+         "file_sd_configs": [{"files": [str(tmp_path / "workers.json")], "refresh_interval": "1s"}]},
+    ]  # fmt: skip
+    async with start_prometheus(tmp_path, scrape, rule_files=[RULES], scrape_timeout="900ms") as url:
+        yield url
 
 
 async def _query(session: aiohttp.ClientSession, prom: str, expr: str) -> list[dict[str, Any]]:
-    async with session.get(prom + "/api/v1/query", params={"query": expr}) as resp:
-        body = await resp.json()
+    body = await prom_query(session, prom, expr)
     assert body["status"] == "success", (expr, body)
     result: list[dict[str, Any]] = body["data"]["result"]
     return result
 
 
-async def _until(what: str, timeout: float, probe: Any) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.5)
-
-
 async def _load(url: str, seconds: float) -> dict[str, list[int]]:
-    statuses: dict[str, list[int]] = {"tone": [], "broken": []}
-    deadline = time.monotonic() + seconds
-    async with aiohttp.ClientSession() as session:
-        async def client(model: str, i: int) -> None:
-            n = 0
-            while time.monotonic() < deadline:
-                n += 1
-                body = {"model": model, "input": f"Client {i} says {n}.", "voice": "low", "response_format": "pcm"}
-                async with session.post(url + "/v1/audio/speech", json=body) as resp:
-                    await resp.read()
-                    statuses[model].append(resp.status)
-                await asyncio.sleep(0.02)
-        await asyncio.gather(*(client(m, i) for m in ("tone", "broken") for i in range(2)))
-    return statuses
+    """Two closed-loop clients a deployment, 20 ms apart: every status, per deployment."""
+    async def clients(model: str) -> list[int]:
+        def body(i: int, n: int) -> dict[str, str]:
+            return {"model": model, "input": f"Client {i} says {n}.", "voice": "low", "response_format": "pcm"}
+        return await closed_loop(url, body, clients=2, seconds=seconds, pause_s=0.02)
+
+    tone, broken = await asyncio.gather(clients("tone"), clients("broken"))
+    return {"tone": tone, "broken": broken}
 
 
 async def test_rules_return_data_and_the_burn_rate_page_fires(stack: Stack, prometheus: str) -> None:
     rules_doc = yaml.safe_load(RULES.read_text())
     records = {r["record"]: r["expr"] for g in rules_doc["groups"] for r in g["rules"] if "record" in r}
     async with aiohttp.ClientSession() as session:
-        async def ready() -> bool:
-            try:
-                async with session.get(prometheus + "/-/ready") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await _until("Prometheus ready", 20, ready)
         statuses = await _load(stack.url, 6.0)
         assert statuses["tone"] and set(statuses["tone"]) == {200}
         assert statuses["broken"] and all(s >= 500 for s in statuses["broken"])
@@ -157,12 +97,12 @@ async def test_rules_return_data_and_the_burn_rate_page_fires(stack: Stack, prom
             return counts if all(counts.values()) else None
 
         try:
-            await _until("every recording rule's expression to return data", 30, all_have_data)
+            await until(all_have_data, 30, "every recording rule's expression to return data", every=0.5)
         finally:
             empty = [n for n, e in records.items() if not await _query(session, prometheus, e)]
             assert empty == [], f"recording rules with no data: {empty}"
         for name in records:  # the recorded series themselves exist (the rule ran)
-            await _until(f"recorded series {name}", 10, lambda n=name: _query(session, prometheus, n))
+            await until(lambda n=name: _query(session, prometheus, n), 10, f"recorded series {name}", every=0.5)
 
         async def per(label: str, record: str) -> dict[str, float] | None:
             """The recorded ratio per deployment, once both deployments have one (a rate needs
@@ -170,11 +110,11 @@ async def test_rules_return_data_and_the_burn_rate_page_fires(stack: Stack, prom
             got = {s["metric"][label]: float(s["value"][1]) for s in await _query(session, prometheus, record)}
             return got if set(got) == {"tone", "broken"} else None
 
-        success = await _until("both deployments' success ratio", 20,
-                               lambda: per("deployment", "deployment:voxmesh_success:ratio_rate5m"))
+        success = await until(lambda: per("deployment", "deployment:voxmesh_success:ratio_rate5m"), 20,
+                              "both deployments' success ratio", every=0.5)
         assert success == {"tone": 1.0, "broken": 0.0}
-        worker_ok = await _until("both workers' success ratio", 20,
-                                 lambda: per("model", "model:voxmesh_worker_success:ratio_rate5m"))
+        worker_ok = await until(lambda: per("model", "model:voxmesh_worker_success:ratio_rate5m"), 20,
+                                "both workers' success ratio", every=0.5)
         assert worker_ok == {"tone": 1.0, "broken": 0.0}
 
         # VoxmeshNoReadyReplica joins the autoscaler's wish with the serving replicas on
@@ -188,7 +128,7 @@ async def test_rules_return_data_and_the_burn_rate_page_fires(stack: Stack, prom
                 alerts: list[dict[str, Any]] = (await resp.json())["data"]["alerts"]
             return [a for a in alerts if a["labels"]["alertname"] == "VoxmeshErrorBudgetBurnFast" and a["state"] == "firing"]
 
-        fired = await _until("VoxmeshErrorBudgetBurnFast to fire", 30, firing)
+        fired = await until(firing, 30, "VoxmeshErrorBudgetBurnFast to fire", every=0.5)
         assert [a["labels"]["deployment"] for a in fired] == ["broken"]
         assert fired[0]["labels"]["severity"] == "page"
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from tests.support.stacks import start_stack
 
-from voxmesh.deployments import DeploymentsConfig
-from voxmesh.settings import load_settings
 from voxmesh.stack import Stack
 
 pytestmark = pytest.mark.slow
@@ -27,13 +26,8 @@ CONFIG = {"deployments": [{
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    st = Stack(load_settings(None, data_dir=tmp_path / "data", server={"port": 0}),
-               DeploymentsConfig.model_validate(CONFIG))
-    try:
-        await st.start()
+    async with start_stack(tmp_path, CONFIG) as st:
         yield st
-    finally:
-        await st.stop()
 
 
 async def speak(session: aiohttp.ClientSession, url: str) -> tuple[int, float]:

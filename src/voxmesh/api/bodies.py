@@ -6,9 +6,12 @@ and a job's status is ``jobs.service.JobStatus``; these models describe the rest
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import fields
+from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from voxmesh.gateway.canary import CanaryConfig
 
 __all__ = [
     "CanaryStart",
@@ -128,17 +131,17 @@ class SplitWeights(BaseModel):
     weights: dict[str, float] = Field(description="deployment -> weight (>= 0, not all zero)")
 
 
-class CanaryStart(BaseModel):
-    model: str
-    primary: str
-    canary: str
-    interval_s: float = 60.0
-    threshold: int = 5
-    step_weight: float = 10.0
-    max_weight: float = 50.0
-    min_success_rate: float = 0.99
-    max_p99_ms: float = 500.0
-    min_requests: int = 10
+def _canary_start() -> type[BaseModel]:
+    """``POST /admin/canaries``: ``model``, ``primary`` and ``canary``, then every field of
+    :class:`~voxmesh.gateway.canary.CanaryConfig` with the type and default the dataclass
+    declares (the handler passes the rest of the body to ``CanaryConfig(**rest)``), so that
+    the document cannot drift from what the analysis uses."""
+    hints = get_type_hints(CanaryConfig)
+    tuning: dict[str, Any] = {f.name: (hints[f.name], f.default) for f in fields(CanaryConfig)}
+    return create_model("CanaryStart", model=(str, ...), primary=(str, ...), canary=(str, ...), **tuning)
+
+
+CanaryStart = _canary_start()
 
 
 class JobCreate(BaseModel):

@@ -67,7 +67,7 @@ _ERROR_TEXT = {
 @dataclass(frozen=True)
 class Param:
     name: str
-    where: str  # query | path
+    where: str  # query | path | header
     schema: Mapping[str, Any]
     description: str = ""
     required: bool = False
@@ -139,7 +139,11 @@ OPERATIONS: tuple[Operation, ...] = (
               errors=(400, 404, 413, 415, *_UPSTREAM)),
     Operation("POST", "/v1/jobs", "Create a long-text job (JSON text, or multipart with a file)", "jobs",
               body=JobCreate, body_types=(_JSON, "multipart/form-data"), ok=201, answer=JobStatus,
-              errors=(400, 404, 413, 415)),
+              errors=(400, 404, 409, 413, 415), params=(
+                  Param("Idempotency-Key", "header", {"type": "string", "maxLength": 255},
+                        "repeat the submission safely: the same key and request give the first job back "
+                        "(200, Idempotent-Replayed: true); the same key with another request is a 409"),),
+              extra_answers={200: "a replay of an earlier submission with the same Idempotency-Key"}),
     Operation("GET", "/v1/jobs", "List jobs, newest first", "jobs", answer=JobList, errors=(400,), params=(
         Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
         Param("cursor", "query", {"type": "string"}, "next_cursor of the previous page"),

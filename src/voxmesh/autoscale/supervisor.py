@@ -36,7 +36,6 @@ import aiohttp
 from voxmesh.autoscale.lifecycle import ReplicaState, RestartBackoff, transition
 from voxmesh.deployments import Deployment
 from voxmesh.gateway.balancer.pool import Add, Endpoint, Remove
-from voxmesh.hostcores.config import worker_env
 from voxmesh.lifeline import RunDir
 from voxmesh.lifeline.parent import preexec_parent_death
 
@@ -76,7 +75,7 @@ class WorkerLaunch:
     data_dir: Path = Path(".voxmesh")
     tls_args: Callable[[Deployment, int], list[str]] | None = None
     scheme: str = "http"
-    extra_env: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the host core budget's settings
     # where children are recorded (voxmesh.lifeline); None: no records, no leftover reaping
     run_dir: RunDir | None = None
 
@@ -242,7 +241,6 @@ class Supervisor:
             rep.started_at = self.clock()
             backoff.started()
             env = {**os.environ, **self.launch.extra_env, **dep.env}
-            env |= worker_env(env, self.deployments.values(), dep.name)  # host core budget (opt-in)
             log_path = self.launch.data_dir / "logs" / f"{rep.id}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(log_path, "ab") as logf:

@@ -54,6 +54,7 @@ def _multipart(fields: dict[str, str], file_field: str, filename: str, data: byt
 
 class CosyVoiceRemoteEngine:
     name = "cosyvoice"
+    uses_local_cores = False  # the model runs on the server: its workers stay out of the host core budget
 
     def __init__(self, base_url: str, *, sample_rate: int = 22050, method: str = "GET", timeout_s: float = 120.0,
                  languages: tuple[str, ...] = ("zh", "en", "ja", "ko")) -> None:

@@ -28,7 +28,9 @@ Algorithm
 
 Limits
     One decode thread; cores are used by ggml's threads inside a step (``load(threads)``,
-    ``set_threads``). Greedy output can differ with batch composition (float rounding of batched
+    ``set_threads``). On a host core budget (``core_lease``, set by the worker) the loop leases
+    its threads while it has work, renews the lease as it runs (taking fewer threads when the
+    budget says so) and returns it when idle. Greedy output can differ with batch composition (float rounding of batched
     kernels). A prompt longer than the per-sequence context fails that sequence only
     (``PayloadTooLarge``). Chat-style prompts parse special tokens, so a literal
     ``<start_of_turn>`` in user text is read as the token.
@@ -43,7 +45,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxmesh.clock import monotonic
 from voxmesh.engines.base import Capabilities
@@ -62,6 +64,9 @@ from voxmesh.mt.prompts import (
 )
 from voxmesh.mt.segment import segment
 from voxmesh.mt.streaming import Handle, Piece, Start, StopScanner, aordered, ordered
+
+if TYPE_CHECKING:
+    from voxmesh.hostcores.busy import BusyLease
 
 __all__ = ["Generation", "LlamaCppEngine", "packaged_model_path"]
 
@@ -156,6 +161,7 @@ class LlamaCppEngine:
         self.metadata: dict[str, str] = {}
         self.threads = 1
         self.steps = 0  # decode calls made (for tests and metrics)
+        self.core_lease: BusyLease | None = None  # the host core budget (voxmesh.hostcores), set by the worker
 
     @classmethod
     def from_settings(cls, mt: Any, **overrides: Any) -> LlamaCppEngine:
@@ -425,11 +431,15 @@ class LlamaCppEngine:
                     break
                 admit = self._batcher.take(len(self._free_slots), busy=bool(self._active))
                 if not admit and not self._active:
+                    if self.core_lease is not None:
+                        self.core_lease.idle()
                     deadline = self._batcher.deadline()
                     timeout = None if deadline is None else max(0.0, deadline - self._clock())
                     self._cv.wait(timeout)
                     continue
             try:
+                if self.core_lease is not None and (cores := self.core_lease.hold()) is not None:
+                    self.set_threads(cores)
                 for gen in admit:
                     self._start(gen)
                 self._step()
@@ -439,6 +449,8 @@ class LlamaCppEngine:
                     self._finish(gen, EngineError(f"llama.cpp decode failed: {exc}"))
         for gen in list(self._active):
             self._finish(gen, EngineError("engine closed"))
+        if self.core_lease is not None:
+            self.core_lease.idle()
         with self._cv:
             while len(self._batcher):
                 for gen in self._batcher.take(len(self._batcher), busy=True):

@@ -1,26 +1,66 @@
-"""The environment that joins a worker to the host core budget (pure).
+"""From the settings to a budget: what ``voxmesh up`` hands its workers, and a worker's broker.
 
-The controller is started with ``VOXMESH_HOST_CORES_FILE`` (and optionally
-``VOXMESH_HOST_CORES``); every worker it spawns then gets the same file, the shares of all
-deployments (``cores: {weight, min}`` in the deployments config) and its deployment's name.
+``voxmesh up`` resolves its ``hostcores`` settings once (the lease file defaults to
+:func:`default_file`, one budget per stack; the shares come from the deployments'
+``cores: {weight, min}``) and passes them to every worker it spawns as
+``VOXMESH_HOSTCORES__*`` variables (:func:`worker_env`), the settings' own environment
+names, so the worker's :func:`voxmesh.settings.load_settings` reads them like any other
+setting. A worker with a lease file leases from the budget (:func:`broker_for`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
 
 from voxmesh.deployments import Deployment
+from voxmesh.hostcores.broker import CoreBroker
+from voxmesh.hostcores.budget import Share
+from voxmesh.settings import HostCoresSettings
 
-__all__ = ["shares_text", "worker_env"]
-
-
-def shares_text(deployments: Iterable[Deployment]) -> str:
-    """``name=weight:min,...`` for :func:`voxmesh.hostcores.broker.parse_shares`."""
-    return ",".join(f"{d.name}={d.cores.weight:g}:{d.cores.min}" for d in deployments)
+__all__ = ["broker_for", "default_file", "resolve", "worker_env"]
 
 
-def worker_env(env: Mapping[str, str], deployments: Iterable[Deployment], deployment: str) -> dict[str, str]:
-    """The variables to add to a worker's environment (none without ``VOXMESH_HOST_CORES_FILE``)."""
-    if not env.get("VOXMESH_HOST_CORES_FILE"):
-        return {}
-    return {"VOXMESH_HOST_CORE_SHARES": shares_text(deployments), "VOXMESH_DEPLOYMENT": deployment}
+def default_file(data_dir: Path, shm: Path = Path("/dev/shm")) -> Path:
+    """``/dev/shm/voxmesh-cores-<hash of the data dir>.json``: in memory (a lease costs about
+    30 us there, 200 us on a disk), one per stack; ``<data_dir>/run/host-cores.json``
+    without ``/dev/shm``."""
+    data_dir = data_dir.resolve()
+    if shm.is_dir():
+        return shm / f"voxmesh-cores-{hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]}.json"
+    return data_dir / "run" / "host-cores.json"
+
+
+def resolve(settings: HostCoresSettings, data_dir: Path, deployments: Iterable[Deployment]) -> HostCoresSettings:
+    """The controller's budget: its lease file made absolute, every deployment's share."""
+    file = (settings.file or default_file(data_dir)).resolve()
+    shares = {**settings.shares, **{d.name: d.cores for d in deployments}}
+    return settings.model_copy(update={"file": file, "shares": shares})
+
+
+def worker_env(settings: HostCoresSettings) -> dict[str, str]:
+    """The variables that hand ``settings`` (resolved) to a worker process."""
+    if not settings.enabled or settings.file is None:
+        return {"VOXMESH_HOSTCORES__ENABLED": "false"}
+    env = {
+        "VOXMESH_HOSTCORES__ENABLED": "true",
+        "VOXMESH_HOSTCORES__FILE": str(settings.file),
+        "VOXMESH_HOSTCORES__SHARES": json.dumps({k: v.model_dump() for k, v in settings.shares.items()}),
+        "VOXMESH_HOSTCORES__WAIT_TIMEOUT_S": repr(settings.wait_timeout_s),
+    }
+    if settings.total is not None:
+        env["VOXMESH_HOSTCORES__TOTAL"] = str(settings.total)
+    return env
+
+
+def broker_for(settings: HostCoresSettings, deployment: str) -> tuple[CoreBroker, str] | None:
+    """The broker a worker of ``deployment`` leases from (None: no host budget)."""
+    if not settings.enabled or settings.file is None:
+        return None
+    from voxmesh.cpu_budget import cpu_budget
+
+    shares = {name: Share(s.weight, s.min) for name, s in settings.shares.items()}
+    return CoreBroker(settings.file, settings.total or cpu_budget(), shares,
+                      wait_timeout_s=settings.wait_timeout_s), deployment

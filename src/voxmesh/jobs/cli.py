@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = ["ApiError", "JobsClient", "add_parser"]
 
 _SUFFIXES = (".txt", ".md", ".markdown", ".epub")
 _TERMINAL = ("succeeded", "failed", "cancelled")
+_RETRYABLE = (0, 502, 503, 504)  # 0: no answer (connection refused, reset, timed out)
 
 
 class ApiError(Exception):
@@ -43,8 +45,9 @@ class JobsClient:
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout = timeout_s
 
-    def _req(self, method: str, path: str, body: bytes | None = None, ctype: str | None = None) -> bytes:
-        headers = dict(self.headers)
+    def _req(self, method: str, path: str, body: bytes | None = None, ctype: str | None = None,
+             extra: dict[str, str] | None = None) -> bytes:
+        headers = {**self.headers, **(extra or {})}
         if ctype:
             headers["Content-Type"] = ctype
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
@@ -62,10 +65,15 @@ class JobsClient:
         except (urllib.error.URLError, OSError) as exc:
             raise ApiError(0, f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
 
-    def _json(self, method: str, path: str, body: bytes | None = None, ctype: str | None = None) -> Any:
-        return json.loads(self._req(method, path, body, ctype))
+    def _json(self, method: str, path: str, body: bytes | None = None, ctype: str | None = None,
+              extra: dict[str, str] | None = None) -> Any:
+        return json.loads(self._req(method, path, body, ctype, extra))
 
-    def submit_file(self, path: Path, fields: dict[str, str]) -> dict[str, Any]:
+    def submit_file(self, path: Path, fields: dict[str, str], *, attempts: int = 6, backoff_s: float = 1.0,
+                    sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+        """Submit under a fresh ``Idempotency-Key``, retried while the gateway is unreachable or
+        answers 502/503/504 (restarting, a database restart): a retry whose first try did reach
+        the server gets that job back, never a second one. Backoff doubles from ``backoff_s``."""
         boundary = uuid.uuid4().hex
         parts = []
         for name, value in fields.items():
@@ -77,8 +85,17 @@ class JobsClient:
             + b"\r\n"
         )
         parts.append(f"--{boundary}--\r\n".encode())
-        result: dict[str, Any] = self._json("POST", "/v1/jobs", b"".join(parts), f"multipart/form-data; boundary={boundary}")
-        return result
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        for attempt in range(attempts):
+            try:
+                result: dict[str, Any] = self._json("POST", "/v1/jobs", b"".join(parts),
+                                                    f"multipart/form-data; boundary={boundary}", key)
+                return result
+            except ApiError as exc:
+                if exc.status not in _RETRYABLE or attempt == attempts - 1:
+                    raise
+                sleep(backoff_s * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     def status(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._json("GET", f"/v1/jobs/{job_id}")

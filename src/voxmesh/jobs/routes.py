@@ -1,7 +1,8 @@
 """HTTP routes for jobs (aiohttp), mounted by the gateway with :func:`setup_job_routes`.
 
     POST   /v1/jobs                 JSON {text, voice, model, response_format, options, webhook_url}
-                                    or multipart: file (.txt/.md/.epub) + the same fields
+                                    or multipart: file (.txt/.md/.epub) + the same fields;
+                                    optional ``Idempotency-Key`` header (201 new, 200 replayed)
     GET    /v1/jobs                 ?limit=&cursor=  (newest first; ``next_cursor`` to continue)
     GET    /v1/jobs/{id}            state, chunks_done/total, audio_seconds, eta_s, error
     DELETE /v1/jobs/{id}            cancel
@@ -25,6 +26,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from voxmesh.api.errors import error_response
 from voxmesh.errors import InvalidRequest, NotFound, Overloaded, PayloadTooLarge, VoxmeshError
+from voxmesh.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
+from voxmesh.jobs.idempotency import REPLAYED_HEADER
 from voxmesh.jobs.service import JobService
 from voxmesh.observability.requestid import REQUEST_ID
 from voxmesh.storage.objects import UrlSigner
@@ -143,14 +146,18 @@ def setup_job_routes(app: web.Application, service: JobService) -> None:
         for name in ("voice", "model"):
             if name not in f:
                 raise InvalidRequest(f"'{name}' is required", param=name)
-        status = await service.create(
+        status, replayed = await service.submit(
             voice=f["voice"], model=f["model"], text=f.get("text"), filename=f.get("filename"),
             data=f.get("data"), response_format=f.get("response_format") or "wav",
             options=f.get("options"), webhook_url=f.get("webhook_url") or None,
             request_id=REQUEST_ID.get(),  # the submission's id: the runner's chunks and the webhook carry it
+            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
             **({} if (tenant := _tenant(request)) is None else {"tenant": tenant}),
         )
-        return web.json_response(status.to_dict(), status=201, headers={"Location": f"/v1/jobs/{status.id}"})
+        headers = {"Location": f"/v1/jobs/{status.id}"}
+        if replayed:
+            headers[REPLAYED_HEADER] = "true"
+        return web.json_response(status.to_dict(), status=200 if replayed else 201, headers=headers)
 
     @_errors
     async def get(request: web.Request) -> web.StreamResponse:

@@ -4,6 +4,8 @@
 webhook URL), parses and chunks the input (``ingest``), and only then writes the job and
 its chunks in one transaction and publishes the chunk ids; so a bad input stores nothing.
 If the queue refuses the chunks the job is marked failed and the caller gets a 503.
+An ``Idempotency-Key`` makes a repeated submission return the first one's job
+(:mod:`voxmesh.jobs.idempotency`).
 Status carries progress: chunks done/total, audio seconds so far, and an ETA from the
 observed characters-per-second rate since the job started (None until a chunk is done).
 """
@@ -19,12 +21,14 @@ from urllib.parse import urlsplit
 from voxmesh.clock import Clock, wall
 from voxmesh.errors import Conflict, InvalidRequest, NotFound, UnsupportedFormat, VoxmeshError
 from voxmesh.jobs.archive import ZipLimits
+from voxmesh.jobs.idempotency import HEADER as IDEMPOTENCY_HEADER
+from voxmesh.jobs.idempotency import check_key, fingerprint
 from voxmesh.jobs.ingest import Chapter, parse_upload, plan_chunks
 from voxmesh.jobs.lifecycle import JobEvent, JobState
 from voxmesh.jobs.queue import ChunkQueue
 from voxmesh.jobs.stitch import CONTENT_TYPES, cache_key, supported_formats
 from voxmesh.settings import Settings
-from voxmesh.storage.db import JobDB, NewChunk, NewJob
+from voxmesh.storage.db import IdempotencyKeyTaken, JobDB, NewChunk, NewJob
 from voxmesh.storage.objects import ObjectStore
 from voxmesh.storage.schema import REQUEST_ID_KEY, JobRow
 
@@ -108,7 +112,11 @@ class JobService:
             self.catalog.check(model, voice)
         return {"sample_rate": self.settings.jobs.sample_rate, **options}
 
-    async def create(
+    async def create(self, **fields: Any) -> JobStatus:
+        """:meth:`submit` without telling a replay apart (the CLI and tests)."""
+        return (await self.submit(**fields))[0]
+
+    async def submit(
         self,
         *,
         voice: str,
@@ -121,11 +129,24 @@ class JobService:
         webhook_url: str | None = None,
         tenant: str = "default",
         request_id: str | None = None,
-    ) -> JobStatus:
+        idempotency_key: str | None = None,
+    ) -> tuple[JobStatus, bool]:
         """Create a job from ``text`` or an uploaded file (``filename`` + ``data``), owned by ``tenant``.
 
         Every read below takes ``tenant`` too: None (the CLI, the runners) sees every job; a
-        tenant sees only its own, another's answers 404 like a missing one."""
+        tenant sees only its own, another's answers 404 like a missing one.
+
+        Returns the job and whether it is a replay: with ``idempotency_key`` a repeated
+        submission returns the job the key first created (:mod:`voxmesh.jobs.idempotency`)."""
+        key = check_key(idempotency_key)
+        request_hash = None
+        if key is not None:
+            request_hash = fingerprint(
+                {"voice": voice, "model": model, "text": text, "filename": filename,
+                 "response_format": response_format, "options": options, "webhook_url": webhook_url}, data)
+            earlier = await self._replay(tenant, key, request_hash)
+            if earlier is not None:
+                return earlier, True
         cfg = self.settings.jobs
         opts = self._validate(voice, model, response_format, options, webhook_url)
         if (text is None) == (data is None):
@@ -151,14 +172,34 @@ class JobService:
             for i, (chapter, piece) in enumerate(plan.chunks)
         ]
         stored = opts if request_id is None else {**opts, REQUEST_ID_KEY: request_id}
-        job = NewJob(job_id, model, voice, response_format, stored, filename, plan.chapters, webhook_url, tenant)
-        await self.db.create_job(job, new_chunks, self.clock())
+        job = NewJob(job_id, model, voice, response_format, stored, filename, plan.chapters, webhook_url, tenant,
+                     idempotency_key=key, request_hash=request_hash)
+        try:
+            await self.db.create_job(job, new_chunks, self.clock())
+        except IdempotencyKeyTaken:  # a concurrent submission with the same key won the insert
+            assert key is not None and request_hash is not None
+            earlier = await self._replay(tenant, key, request_hash)
+            if earlier is None:
+                raise Conflict(f"'{IDEMPOTENCY_HEADER}' {key!r} is in use; retry", param=IDEMPOTENCY_HEADER) from None
+            return earlier, True
         try:
             await self.queue.publish([c.id for c in await self.db.job_chunks(job_id)])
         except VoxmeshError as exc:
-            await self.db.try_transition_job(job_id, JobEvent.FAIL, self.clock(), error=f"queue refused the job: {exc}")
+            # the key is given up with the job, so that the client's retry creates the job
+            await self.db.try_transition_job(job_id, JobEvent.FAIL, self.clock(), error=f"queue refused the job: {exc}",
+                                             idempotency_key=None)
             raise
-        return await self.get(job_id)
+        return await self.get(job_id), False
+
+    async def _replay(self, tenant: str, key: str, request_hash: str) -> JobStatus | None:
+        """The job ``key`` already names (replayed), None if none; 409 if it was another request."""
+        earlier = await self.db.job_by_idempotency_key(tenant, key)
+        if earlier is None:
+            return None
+        if earlier.request_hash != request_hash:
+            raise Conflict(f"'{IDEMPOTENCY_HEADER}' {key!r} was used for a different request (job {earlier.id}); "
+                           "send a new key for a new job", param=IDEMPOTENCY_HEADER)
+        return await self._status(earlier)
 
     # -- read -----------------------------------------------------------------------------
 

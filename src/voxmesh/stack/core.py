@@ -60,6 +60,7 @@ class Stack:
         self.port: int = settings.server.port
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = False  # set once every deployment serves and the catalog is filled
+        self.host_cores_file: Path | None = None  # our workers' lease file (voxmesh.hostcores)
 
     @property
     def url(self) -> str:
@@ -92,6 +93,7 @@ class Stack:
         self._add_external()
         launch = WorkerLaunch(
             data_dir=s.data_dir,
+            extra_env=self._host_cores(managed),
             tls_args=mesh.worker_tls_args if mesh else None,
             scheme="https" if mesh else "http",
             run_dir=RunDir(s.data_dir / "run"),  # workers recorded; leftovers of a crash ended
@@ -178,6 +180,21 @@ class Stack:
             self._voices_task = True
             self._tasks.append(asyncio.ensure_future(keep_voices_fresh(self.config.deployments, self.catalog.voices)))
 
+    def _host_cores(self, managed: list[Deployment]) -> dict[str, str]:
+        """One core budget for all our workers (voxmesh.hostcores): a fresh lease file (a past
+        run's pids may be reused), and the settings every worker gets to join it."""
+        from voxmesh.cpu_budget import cpu_budget
+        from voxmesh.hostcores.config import resolve, worker_env
+
+        hostcores = resolve(self.settings.hostcores, self.settings.data_dir, managed)
+        if hostcores.enabled and hostcores.file is not None:
+            hostcores.file.parent.mkdir(parents=True, exist_ok=True)
+            hostcores.file.write_text("{}")
+            self.host_cores_file = hostcores.file
+            log.info("host core budget: %d cores shared by every worker (%s)",
+                     hostcores.total or cpu_budget(), hostcores.file)
+        return worker_env(hostcores)
+
     def _route_via_gateway(self, managed: list[Deployment]) -> None:
         """``engine: remote`` with ``options.via: <external chat deployment>``: the worker reaches
         that server through this gateway, so it gets the same balancing, retries and breakers."""
@@ -232,6 +249,8 @@ class Stack:
             await self.runner.cleanup()
         if self.supervisor is not None:
             await self.supervisor.stop()
+        if self.host_cores_file is not None:
+            self.host_cores_file.unlink(missing_ok=True)  # in /dev/shm: memory, not a log to keep
         if self.dataplane is not None:
             await self.dataplane.close()
         if self.mesh is not None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voxmesh.errors import NotFound
@@ -39,7 +40,7 @@ from voxmesh.storage.engine import create_engine
 from voxmesh.storage.migrate import migrate
 from voxmesh.storage.schema import ChunkRow, JobRow, chunks, jobs
 
-__all__ = ["JobDB", "LeaseOutcome", "NewChunk", "NewJob", "Progress"]
+__all__ = ["IdempotencyKeyTaken", "JobDB", "LeaseOutcome", "NewChunk", "NewJob", "Progress"]
 
 _ACTIVE = [s.value for s in ACTIVE_JOB_STATES]
 
@@ -55,6 +56,12 @@ class NewJob:
     chapters: list[dict[str, Any]]
     webhook_url: str | None
     tenant: str = "default"
+    idempotency_key: str | None = None  # voxmesh.jobs.idempotency
+    request_hash: str | None = None
+
+
+class IdempotencyKeyTaken(Exception):
+    """Another job of the tenant holds this Idempotency-Key (a concurrent submission won)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,22 @@ class JobDB:
     # -- jobs ---------------------------------------------------------------------------------
 
     async def create_job(self, job: NewJob, new_chunks: Sequence[NewChunk], now: float) -> JobRow:
+        """Insert the job and its chunks in one transaction; ``IdempotencyKeyTaken`` (nothing
+        inserted) when the job's key is already another job's in its tenant."""
+        try:
+            return await self._insert_job(job, new_chunks, now)
+        except IntegrityError:
+            if job.idempotency_key is None:
+                raise
+            raise IdempotencyKeyTaken(job.idempotency_key) from None
+
+    async def job_by_idempotency_key(self, tenant: str, key: str) -> JobRow | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                select(jobs).where(jobs.c.tenant == tenant, jobs.c.idempotency_key == key))).first()
+        return None if row is None else JobRow.from_row(row)
+
+    async def _insert_job(self, job: NewJob, new_chunks: Sequence[NewChunk], now: float) -> JobRow:
         async with self.engine.begin() as conn:
             await conn.execute(
                 jobs.insert().values(
@@ -129,6 +152,8 @@ class JobDB:
                     webhook_url=job.webhook_url,
                     webhook_sent=False,
                     tenant=job.tenant,
+                    idempotency_key=job.idempotency_key,
+                    request_hash=job.request_hash,
                 )
             )
             await conn.execute(

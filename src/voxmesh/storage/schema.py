@@ -61,8 +61,11 @@ jobs = Table(
     Column("webhook_url", Text),
     Column("webhook_sent", Boolean, nullable=False, default=False),
     Column("tenant", String(64), nullable=False, server_default="default"),  # 0002
+    Column("idempotency_key", String(255)),  # 0004: the submission's Idempotency-Key (jobs/idempotency.py)
+    Column("request_hash", String(64)),  # 0004: fingerprint of the request that used the key
     Index("ix_jobs_state", "state"),
     Index("ix_jobs_tenant_seq", "tenant", "seq"),
+    Index("ux_jobs_tenant_idempotency_key", "tenant", "idempotency_key", unique=True),
 )
 
 chunks = Table(
@@ -142,6 +145,8 @@ class JobRow:
     webhook_sent: bool
     tenant: str
     request_id: str | None = None  # the submission's X-Request-Id (kept in the options JSON)
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> JobRow:

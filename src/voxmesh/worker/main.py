@@ -133,8 +133,12 @@ def run_worker(
     """``preload``: the engine, already loading (see :mod:`voxmesh.worker.preload`)."""
     import uvloop
 
+    from voxmesh.hostcores.config import broker_for
+
     worker = WorkerApp(
         preload.engine, model=model, engine_name=engine, settings=settings.worker, cores=threads,
         dictionary=_load_dictionary(dictionary), preloaded=preload.loaded,
+        # voxmesh up's host core budget, when one is set and the engine computes here
+        host_cores=broker_for(settings.hostcores, model) if getattr(preload.engine, "uses_local_cores", True) else None,
     )
     uvloop.run(serve_worker(worker, host, port, mesh, settings))

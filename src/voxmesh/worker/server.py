@@ -41,13 +41,14 @@ from voxmesh.api.errors import error_middleware
 from voxmesh.api.schemas import SpeechRequest, parse_body
 from voxmesh.engines.base import SegmentInterrupted
 from voxmesh.errors import EngineError, Overloaded
-from voxmesh.hostcores.broker import from_env as host_broker_from_env
+from voxmesh.hostcores.broker import CoreBroker
 from voxmesh.observability.metrics import Registry
 from voxmesh.observability.stages import STAGES, StageFault, StageTimes
 from voxmesh.settings import WorkerSettings
 from voxmesh.worker.admission import Admission, Slot
 from voxmesh.worker.faults import Faults
-from voxmesh.worker.scheduler import class_at_most, thread_classes
+from voxmesh.worker.hostseat import HostSeat
+from voxmesh.worker.scheduler import thread_classes
 from voxmesh.worker.speedup import SpeedProfile
 
 __all__ = ["WorkerApp", "build_worker_app"]
@@ -80,6 +81,7 @@ class WorkerApp:
         dictionary: Any = None,
         rng: random.Random | None = None,
         preloaded: Future[None] | None = None,
+        host_cores: tuple[CoreBroker, str] | None = None,
     ) -> None:
         self.engine = engine
         self.preloaded = preloaded  # engine.load already running elsewhere (worker/preload.py)
@@ -100,8 +102,13 @@ class WorkerApp:
                                    max_useful_threads=getattr(engine, "max_useful_threads", None),
                                    profile=self.profile)
         self.pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="infer")
-        #: the host core budget shared by every worker on this host (voxmesh.hostcores; opt-in by env)
-        self.host_cores = host_broker_from_env()
+        #: the host core budget shared by every worker on this host and our deployment in it
+        #: (voxmesh.hostcores; settings.hostcores, handed down by voxmesh up); None: we own our cores
+        self.host_cores = host_cores
+        if host_cores is not None and hasattr(engine, "core_lease"):  # a decode loop, not segments (llama.cpp)
+            from voxmesh.hostcores.busy import BusyLease
+
+            engine.core_lease = BusyLease(host_cores[0], host_cores[1], cores)
         self.ready = False
         self.stats = WorkerStats()
         self.rng = rng or random.Random()
@@ -285,7 +292,8 @@ class WorkerApp:
             "# TYPE voxmesh_worker_synth_seconds_total counter",
             f'voxmesh_worker_synth_seconds_total{{model="{m}"}} {self.stats.synth_seconds:.3f}',
         ]
-        return "\n".join(lines) + "\n" + self.registry.render()
+        host = self.host_cores[0].process_metrics() if self.host_cores is not None else ""
+        return "\n".join(lines) + "\n" + self.registry.render() + host
 
     def _observe(self, times: StageTimes) -> None:
         for name in STAGES:
@@ -307,7 +315,9 @@ class WorkerApp:
         headers = {"X-Sample-Rate": str(plan.sample_rate), "X-Voxmesh-Model": self.model}
         t_arrived = time.monotonic()
         # cost = characters to speak: the scheduler orders waiters by latest start time
-        async with self.admission.slot(cost=sum(len(seg.text) for seg in plan.segments)) as slot:
+        broker, deployment = self.host_cores or (None, self.model)
+        seat = HostSeat(broker, deployment, self.admission.scheduler.classes)
+        async with self.admission.slot(cost=sum(len(seg.text) for seg in plan.segments)) as slot, seat:
             times.add("queue", time.monotonic() - t_arrived)
             if req.stream:
                 headers["Server-Timing"] = times.server_timing(("queue", "normalize"))
@@ -315,7 +325,7 @@ class WorkerApp:
                 resp.enable_chunked_encoding()
                 await resp.prepare(request)
                 for segment in plan.segments:
-                    pcm = await self._render(loop, plan, segment, slot, times)
+                    pcm = await self._render(loop, plan, segment, slot, seat, times)
                     with times.time("encode"):
                         chunk = encoder.feed(pcm)
                     if chunk:
@@ -331,7 +341,7 @@ class WorkerApp:
             parts: list[bytes] = []
             t_synth = time.monotonic()
             for segment in plan.segments:
-                pcm = await self._render(loop, plan, segment, slot, times)
+                pcm = await self._render(loop, plan, segment, slot, seat, times)
                 with times.time("encode"):
                     parts.append(encoder.feed(pcm))
             with times.time("encode"):
@@ -344,24 +354,24 @@ class WorkerApp:
         self._observe(times)
         return web.Response(body=b"".join(parts), headers={**headers, "Content-Type": encoder.content_type})
 
-    async def _render(self, loop: asyncio.AbstractEventLoop, plan: Any, segment: Any, slot: Slot,
+    async def _render(self, loop: asyncio.AbstractEventLoop, plan: Any, segment: Any, slot: Slot, seat: HostSeat,
                       times: StageTimes | None = None) -> Any:
-        """One segment on the scheduler's grant. If the scheduler takes the cores of a segment
-        that has just started back for a newcomer, the engine stops and the segment runs
-        again (on one core: the next grant)."""
+        """One segment on the scheduler's grant, within the host budget's lease (``seat``).
+        If the scheduler takes the cores of a segment that has just started back for a
+        newcomer, the engine stops and the segment runs again (on one core: the next grant)."""
         from voxmesh.worker.synthesis import render_segment
 
         t0 = time.monotonic()
         while True:
             threads = slot.threads(cost=len(segment.text))
-            lease = await self._lease_host_cores(loop, threads)
-            if lease is not None:  # the host budget may give fewer: the largest class within it
-                threads = class_at_most(self.admission.scheduler.classes, lease[1])
+            if seat.broker is not None:  # the host budget may give fewer (a smaller thread class)
+                threads = await seat.lease(loop, threads)
             inference_before = times.seconds["inference"] if times is not None else 0.0
             t_segment = time.monotonic()
             try:
                 pcm = await loop.run_in_executor(self.pool, render_segment, self.engine, plan, segment, threads,
                                                  slot.interrupt, times)
+                seat.segment_done(loop)
                 seconds = (times.seconds["inference"] - inference_before if times is not None
                            else time.monotonic() - t_segment)
                 if self.profile is not None and threads in self.engine.session_classes(0):
@@ -374,19 +384,9 @@ class WorkerApp:
             except Exception as exc:
                 self.stats.count(500)
                 raise EngineError(f"synthesis failed: {type(exc).__name__}: {exc}") from exc
-            finally:
-                if lease is not None and self.host_cores is not None:
-                    self.host_cores[0].release(lease[0])
         self.stats.synth_seconds += time.monotonic() - t0
         self.stats.audio_seconds += len(pcm) / float(plan.sample_rate)
         return pcm
-
-    async def _lease_host_cores(self, loop: asyncio.AbstractEventLoop, threads: int) -> tuple[int, int] | None:
-        """Lease ``threads`` cores (or fewer) from the host budget, when one is configured."""
-        if self.host_cores is None:
-            return None
-        broker, deployment = self.host_cores
-        return await loop.run_in_executor(None, broker.acquire, deployment, threads)
 
     async def _inject_faults(self) -> None:
         try:
