@@ -54,9 +54,10 @@ class WorkerSettings(BaseModel):
         description="a newcomer takes back the cores of a lone request's all-core segment that has run less "
         "than this fraction of its expected time; the segment restarts on one core (0: never)")
     calibration_rounds: int = Field(
-        1, ge=0,
+        0, ge=0,
         description="timed runs per thread class at warm-up that seed the measured speed-ups, after "
-        "calibration_discard runs thrown away (0: no calibration; served segments still measure)")
+        "calibration_discard runs thrown away (0, the default: no calibration, the start stays fast and "
+        "served segments measure; 1 on a dedicated many-core host measures before the first request)")
     calibration_discard: int = Field(1, ge=0, description="calibration runs per class thrown away first")
     speedup_min: float = Field(
         1.1, ge=1.0,

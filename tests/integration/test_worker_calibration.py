@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 async def test_piper_worker_calibrates_its_thread_classes_at_start() -> None:
-    worker = WorkerApp(PiperEngine(), model="tts-en", engine_name="piper", settings=WorkerSettings(), cores=2,
+    worker = WorkerApp(PiperEngine(), model="tts-en", engine_name="piper", settings=WorkerSettings(calibration_rounds=1), cores=2,
                        dictionary=PronunciationDictionary.default())
     async with TestServer(build_worker_app(worker)) as server, aiohttp.ClientSession() as http:
         deadline = time.monotonic() + 120

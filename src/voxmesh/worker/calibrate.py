@@ -10,8 +10,16 @@ Algorithm
     its fastest kept run (load from outside only ever adds time). Only inference is timed:
     the engine's g2p (espeak) is subtracted as the pipeline does for the ``inference`` stage.
 
-    The worker's defaults (``worker.calibration_rounds = 1``, ``calibration_discard = 1``):
-    two runs per class, the second kept. The sessions have each run once before (the
+    Off by default (``worker.calibration_rounds = 0``): measured on the busy 2-core machine it
+    added 1.6 s to a Piper worker's start (``benchmarks/reports/calibration.md``), against a
+    start goal of 3 s, and under ``voxmesh up`` several workers load at once, so its all-core
+    runs compete with their neighbours' loading and read "2 threads do not pay" where a lone
+    request would gain from them (then the lone requests of the next 60 s run on one core). By
+    default the profile fills from served segments (:mod:`voxmesh.worker.speedup`: a class
+    not yet measured counts as useful, so it is granted and measured). Turn it on
+    (``calibration_rounds = 1``, ``calibration_discard = 1``: two runs per class, the second
+    kept) on a dedicated host with many cores, where knowing before the first request that,
+    say, 16 threads buy nothing over 8 is worth a second of start. The sessions have each run once before (the
     engine's warm-up, the background thread's warm run), but the first run of *this*
     sentence is still slow: with no round discarded, the speed-up of 2 threads over 1
     measured 0.57 (median of 6 starts) against 0.85 with one, where 8 alternating runs in the

@@ -76,11 +76,11 @@ N cores: thread classes and fair shares
     The cap is measured, not only configured. Thread scaling is a property of the engine and
     the CPU (issue 18: Piper 463 / 295 / 199 / 140 / 109 ms at 1 / 2 / 4 / 8 / 16 threads on
     a 16-core Xeon; Kokoro int8 9.6 / 8.3 / 10.4 s at 1 / 2 / 4), so the worker keeps a
-    :class:`~voxmesh.worker.speedup.SpeedProfile`: seconds per character per class, seeded
-    by a calibration before the worker is ready (:mod:`voxmesh.worker.calibrate`: each class
-    with a session times one sentence; on 2 cores classes 1 and 2; Piper only, Kokoro is too
-    slow to time at start) and kept fresh from served
-    segments that ran on a steady worker (EWMA per class). Its ``useful_max()`` is the
+    :class:`~voxmesh.worker.speedup.SpeedProfile`: seconds per character per class, measured
+    from served segments that ran on a steady worker (EWMA per class; a class not measured
+    yet counts as useful, so it is granted and measured), and optionally seeded by a
+    calibration before the worker is ready (``worker.calibration_rounds = 1``, off by default
+    for the start time: :mod:`voxmesh.worker.calibrate`). Its ``useful_max()`` is the
     largest class reached from 1 through classes each at least ``worker.speedup_min``
     (1.1) times faster than the class below. Before every grant admission hands it to
     :meth:`set_max_useful`; the cap in use is the smaller of it and the configured

@@ -5,7 +5,8 @@ Algorithm
     the profile keeps one estimate: seconds of inference per cost unit (the worker's unit is
     the segment's characters), with the time it was last updated.
 
-    * Seeded by a calibration at warm-up (:mod:`voxmesh.worker.calibrate`): each class runs
+    * Optionally seeded by a calibration at warm-up (``worker.calibration_rounds``, off by
+      default: :mod:`voxmesh.worker.calibrate` says why): each class runs
       one fixed sentence a few times and :meth:`SpeedProfile.seed` takes the fastest kept run
       (contention from outside can only add time, so the minimum is the least disturbed).
     * Kept fresh from served segments (:meth:`SpeedProfile.observe`): an EWMA per class

@@ -50,7 +50,7 @@ async def _client(engine: ToneEngine, **settings: float) -> tuple[TestClient, Wo
 
 async def test_calibration_at_start_shows_in_info_and_metrics_and_serving_refreshes_it() -> None:
     engine = ScalingTone({1: 0.2, 2: 0.02})
-    client, worker = await _client(engine)
+    client, worker = await _client(engine, calibration_rounds=1)
     try:
         assert engine.runs == [2, 1, 2, 1, 2]  # the warm-up, then per class one run discarded, one kept
         threads = (await (await client.get("/info")).json())["threads"]
@@ -115,5 +115,33 @@ async def test_a_segment_whose_class_has_no_session_yet_is_not_a_sample() -> Non
         assert (await client.post("/v1/audio/speech", json=SPEECH)).status == 200
         assert engine.runs[-1] == 2  # granted two threads, alone
         assert worker.profile is not None and worker.profile.seconds_per_unit() == {}
+    finally:
+        await client.close()
+
+
+async def test_by_default_served_segments_measure_and_a_class_that_does_not_pay_stops_being_granted() -> None:
+    """No calibration by default (the start stays fast). A lone request is granted both cores
+    (class 2 not measured yet: it is tried); requests side by side measure class 1; once two
+    threads are measured slower than one, a lone request gets one core."""
+    import asyncio
+
+    engine = ScalingTone({1: 1.0, 2: 4.0})  # two threads are 4x slower here
+    client, worker = await _client(engine)
+    try:
+        assert WorkerSettings().calibration_rounds == 0 and engine.runs == [2]  # warm-up only
+        assert (await client.post("/v1/audio/speech", json=SPEECH)).status == 200
+        assert engine.runs[-1] == 2
+        for _ in range(3):
+            replies = await asyncio.gather(*(client.post("/v1/audio/speech", json=SPEECH) for _ in range(2)))
+            assert all(r.status == 200 for r in replies)
+            assert worker.profile is not None
+            if worker.profile.estimate(1) is not None:
+                break
+        assert worker.profile is not None and worker.profile.estimate(1) is not None
+        assert worker.profile.useful_max() == 1
+        assert (await client.post("/v1/audio/speech", json=SPEECH)).status == 200
+        assert engine.runs[-1] == 1  # alone, but two threads do not pay
+        threads = (await (await client.get("/info")).json())["threads"]
+        assert threads["max_useful_threads"] == 1 and threads["speedup"]["2"] < 1
     finally:
         await client.close()
