@@ -124,7 +124,7 @@ async def main() -> None:
     ap.add_argument("--top-k", type=int, default=4, help="best stock voices the blend pool is built from")
     ap.add_argument("--local", type=int, default=12, help="local-search candidates around the pool's winner")
     ap.add_argument("--walk", type=int, default=0)
-    ap.add_argument("--acoustic-weight", type=float, default=0.25, help="encoder-free pitch/envelope term")
+    ap.add_argument("--acoustic-weight", type=float, default=0.1, help="encoder-free pitch/envelope term")
     ap.add_argument("--budget", type=int, default=120, help="render budget of one fit")
     ap.add_argument("--one-text", action="store_true", help="fit on one text (the old fitter)")
     ap.add_argument("--cache", type=Path, default=None, help="folder caching renders across runs")

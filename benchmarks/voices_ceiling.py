@@ -160,7 +160,9 @@ async def main() -> None:
             best_of[e] = ranked[0]
             ranks[e] = ranked
         for i in range(4):
-            top += [ranks[e][i] for e in encs if ranks[e][i] not in top]
+            for e in encs:
+                if ranks[e][i] not in top:
+                    top.append(ranks[e][i])
         pool: dict[str, Style] = {f"stock {v}": stock[v] for v in voices}
         for a, b in combinations(top[:5], 2):
             pool[f"{a}+{b} 0.5"] = Style(((a, 0.5), (b, 0.5)))

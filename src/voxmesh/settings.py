@@ -216,7 +216,7 @@ class VoicesSettings(BaseModel):
     top_k: int = Field(4, ge=0, description="best stock voices the blend pool is built from")
     local_steps: int = Field(12, ge=0, description="local-search candidates around the pool's winner")
     walk_steps: int = Field(0, ge=0, description="random-search steps on the shared style offset (overfits)")
-    acoustic_weight: float = Field(0.25, ge=0.0, le=10.0,
+    acoustic_weight: float = Field(0.1, ge=0.0, le=10.0,
                                    description="weight of the encoder-free pitch/envelope term in the score")
     max_renders: int = Field(120, ge=8, description="render budget of one fit (stock voices are rendered once "
                                                     "per model and language and shared)")

@@ -89,8 +89,8 @@ class FitResult:
     encoder: str
     best_stock: str
     stock_scores: dict[str, float]
-    fit_score: float  # fitted style, fitting texts
-    stock_fit_score: float  # best stock voice, fitting texts
+    fit_score: float  # fitted style, fitting texts (encoder cosine)
+    stock_fit_score: float  # best stock voice (by the encoder alone), fitting texts
     heldout_score: float  # fitted style, held-out text
     stock_heldout_score: float  # best stock voice, held-out text
     renders: int
@@ -133,15 +133,20 @@ class _Scorer:
         self.renders = 0
 
     def value(self, heard: Heard) -> float:
+        """What the search maximises: the encoder's cosine plus the weighted acoustic term."""
         s = cosine(self.reference, heard.embedding)
         if self.weight and self.acoustic is not None and heard.acoustic:
             s += self.weight * float(np.mean([acoustic_similarity(self.acoustic, f) for f in heard.acoustic]))
         return s
 
-    async def score(self, style: Style, texts: Sequence[str], *, acoustic: bool = True) -> float:
-        heard = await hear(style, texts, self.render, self.encoder)
+    async def hear(self, style: Style, texts: Sequence[str]) -> Heard:
         self.renders += len(texts)
-        return self.value(heard) if acoustic else cosine(self.reference, heard.embedding)
+        return await hear(style, texts, self.render, self.encoder)
+
+    async def score(self, style: Style, texts: Sequence[str]) -> tuple[float, float]:
+        """(search value, encoder cosine) of ``style`` reading ``texts``."""
+        heard = await self.hear(style, texts)
+        return self.value(heard), cosine(self.reference, heard.embedding)
 
 
 async def fit_voice(reference: npt.NDArray[np.float32], render: Render, encoder: SpeakerEncoder, cfg: FitConfig,
@@ -184,73 +189,71 @@ async def fit_voice(reference: npt.NDArray[np.float32], render: Render, encoder:
         if progress is not None:
             await progress(stage, min(done, total), total)
 
-    stock: dict[str, float] = {}
+    stock: dict[str, tuple[float, float]] = {}  # voice -> (search value, encoder cosine)
     for vid in cfg.candidates:
         cached = cache.get(vid)
         if cached is None:
             stock[vid] = await scorer.score(Style(((vid, 1.0),)), texts)
-        elif isinstance(cached, Heard):
-            stock[vid] = scorer.value(cached)
         else:
-            stock[vid] = scorer.value(Heard(np.asarray(cached, dtype=np.float32)))
+            heard = cached if isinstance(cached, Heard) else Heard(np.asarray(cached, dtype=np.float32))
+            stock[vid] = scorer.value(heard), cosine(reference, heard.embedding)
         await tick("stock")
-    ranked = sorted(stock, key=lambda v: -stock[v])
-    best_id = ranked[0]
-    best, best_score = Style(((best_id, 1.0),)), stock[best_id]
-    steps: list[dict[str, Any]] = [{"stage": "stock", "voice": best_id, "score": round(best_score, 4)}]
+    # the baseline (and the fallback) is the stock voice the encoder alone finds closest: the
+    # acoustic term steers the search, never the voice the fit is compared with
+    base_id = max(stock, key=lambda v: stock[v][1])
+    ranked = sorted(stock, key=lambda v: -stock[v][0])
+    best = Style(((ranked[0], 1.0),))
+    best_score, best_cos = stock[ranked[0]]
+    steps: list[dict[str, Any]] = [{"stage": "stock", "voice": base_id, "score": round(stock[base_id][1], 4)}]
+    if ranked[0] != base_id:
+        steps.append({"stage": "stock", "voice": ranked[0], "note": "best with the acoustic term",
+                      "score": round(best_score, 4)})
     if cfg.top_k > 1:
         pool = blend_pool(ranked, cfg.top_k, cfg.alphas, cfg.stock_means)
         pool_n, local, walk, total = plan(len(pool))
+
+    async def consider(stage: str, cand: Style, **info: Any) -> float:
+        nonlocal best, best_score, best_cos
+        value, cos = await scorer.score(cand, texts)
+        await tick(stage)
+        if value > best_score:
+            best, best_score, best_cos = cand, value, cos
+            steps.append({"stage": stage, **info, "score": round(value, 4)})
+        return value
+
     for label, cand in pool[:pool_n]:
-        s = await scorer.score(cand, texts)
-        await tick("pool")
-        if s > best_score:
-            best, best_score = cand, s
-            steps.append({"stage": "pool", "candidate": label, "score": round(s, 4)})
+        await consider("pool", cand, candidate=label)
     if local:
         search = LocalSearch(best, ranked, cfg.stock_means, rng)
         left = local
         while left > 0:
             styles = search.ask()[:left]
-            scores = []
-            for cand in styles:
-                s = await scorer.score(cand, texts)
-                await tick("local")
-                scores.append(s)
-                if s > best_score:
-                    best, best_score = cand, s
-                    steps.append({"stage": "local", "score": round(s, 4)})
-            search.tell(scores)
+            search.tell([await consider("local", cand) for cand in styles])
             left -= len(styles)
     std = np.asarray(cfg.offset_std, dtype=np.float64)
-    offset = np.asarray(best.offset, dtype=np.float64) if best.offset else np.zeros(256)
     for _ in range(walk):
         scale = rng.uniform(0.05, 0.3)
         noise = np.array([rng.gauss(0.0, 1.0) for _ in range(256)]) * std * scale
-        cand = Style(best.weights, tuple(float(x) for x in offset + noise))
-        s = await scorer.score(cand, texts)
-        await tick("walk")
-        if s > best_score:
-            best, best_score, offset = cand, s, offset + noise
-            steps.append({"stage": "walk", "scale": round(scale, 3), "score": round(s, 4)})
-    stock_style = Style(((best_id, 1.0),))
+        offset = np.asarray(best.offset, dtype=np.float64) if best.offset else np.zeros(256)
+        await consider("walk", Style(best.weights, tuple(float(x) for x in offset + noise)), scale=round(scale, 3))
+    stock_style = Style(((base_id, 1.0),))
     if cfg.validation_text and best != stock_style:
-        v_fit = await scorer.score(best, (cfg.validation_text,))
+        v_fit = (await scorer.score(best, (cfg.validation_text,)))[0]
         await tick("validate")
-        v_stock = await scorer.score(stock_style, (cfg.validation_text,))
+        v_stock = (await scorer.score(stock_style, (cfg.validation_text,)))[0]
         await tick("validate")
         kept = "matched" if v_fit > v_stock else "stock"
         steps.append({"stage": "validate", "matched": round(v_fit, 4), "stock": round(v_stock, 4), "kept": kept})
         if kept == "stock":
-            best, best_score = stock_style, stock[best_id]
+            best, best_cos = stock_style, stock[base_id][1]
     elif cfg.validation_text:
         total -= 2  # nothing to validate: the stock voice won
-    held = await scorer.score(best, (cfg.heldout_text,), acoustic=False)
+    held = (await scorer.score(best, (cfg.heldout_text,)))[1]
     await tick("report")
-    stock_held = await scorer.score(stock_style, (cfg.heldout_text,), acoustic=False)
+    stock_held = (await scorer.score(stock_style, (cfg.heldout_text,)))[1]
     await tick("report")
-    return FitResult(best, encoder.name, best_id, stock, best_score, stock[best_id], held, stock_held,
-                     scorer.renders, steps)
+    return FitResult(best, encoder.name, base_id, {v: c for v, (_, c) in stock.items()}, best_cos,
+                     stock[base_id][1], held, stock_held, scorer.renders, steps)
 
 
 async def stock_embeddings_for(voices: Sequence[str], texts: str | Sequence[str], render: Render,

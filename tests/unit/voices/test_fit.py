@@ -170,3 +170,20 @@ def test_local_search_proposals_keep_the_weights_summing_to_one() -> None:
         styles = search.ask()
         assert all(abs(sum(w for _, w in s.weights) - 1.0) < 1e-3 and s.offset == (0.1,) * 256 for s in styles)
         search.tell([float(i) for i in range(len(styles))])
+
+
+def test_the_acoustic_term_steers_the_search_but_not_the_baseline() -> None:
+    from voxmesh.voices.acoustic import acoustic_features
+
+    async def render(style: Style, text: str) -> npt.NDArray[np.float32]:
+        return effective(style)
+
+    target = effective(Style((("af_2", 0.75), ("af_3", 0.25))))
+    cfg = FitConfig("fit", "held", tuple(TABLES), top_k=2, acoustic_weight=5.0)
+    loud = acoustic_features(effective(Style((("af_4", 1.0),))))  # 'sounds like' af_4 to the acoustic term
+    result = asyncio.run(fit_voice(target, render, Identity(), cfg, rng=random.Random(0), reference_acoustic=loud))
+    plain = asyncio.run(fit_voice(target, render, Identity(), FitConfig("fit", "held", tuple(TABLES), top_k=2),
+                                  rng=random.Random(0)))
+    assert result.best_stock == plain.best_stock == "af_2"  # the encoder's pick, whatever the acoustic term says
+    assert result.stock_scores == plain.stock_scores and result.stock_heldout_score == plain.stock_heldout_score
+    assert any(s.get("note") == "best with the acoustic term" and s["voice"] == "af_4" for s in result.steps)
