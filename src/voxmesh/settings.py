@@ -227,8 +227,13 @@ class MtSettings(BaseModel):
 class VoicesSettings(BaseModel):
     """Enrolled voices: the voice-matching search (voxmesh.voices.fit) and upload limits."""
 
-    top_k: int = Field(4, ge=0, description="stock voices the line search blends with")
-    walk_steps: int = Field(8, ge=0, description="random-search steps on the shared style offset")
+    top_k: int = Field(4, ge=0, description="best stock voices the blend pool is built from")
+    local_steps: int = Field(12, ge=0, description="local-search candidates around the pool's winner")
+    walk_steps: int = Field(0, ge=0, description="random-search steps on the shared style offset (overfits)")
+    acoustic_weight: float = Field(0.1, ge=0.0, le=10.0,
+                                   description="weight of the encoder-free pitch/envelope term in the score")
+    max_renders: int = Field(120, ge=8, description="render budget of one fit (stock voices are rendered once "
+                                                    "per model and language and shared)")
     candidates: list[str] = []  # stock voices searched first; empty: every voice of the deployment
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
 class OtlpSettings(BaseModel):

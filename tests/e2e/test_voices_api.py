@@ -28,7 +28,7 @@ pytestmark = [
 CONFIG = """
 settings:
   log_level: INFO
-  voices: {candidates: [af_heart, am_adam, bm_george, af_bella], top_k: 1, walk_steps: 1}
+  voices: {candidates: [af_heart, am_adam, bm_george, af_bella], top_k: 2, local_steps: 1, max_renders: 16}
 deployments:
   - name: tts-en
     engine: piper

@@ -13,9 +13,11 @@ import numpy as np
 import numpy.typing as npt
 from aiohttp import web
 
+from voxmesh.voices.acoustic import AcousticFeatures, acoustic_features
+from voxmesh.voices.candidates import stock_means
 from voxmesh.voices.db import VoiceRow
-from voxmesh.voices.fit import FitConfig, FitResult, fit_voice, offset_std, stock_embeddings_for
-from voxmesh.voices.render import FIT_TEXTS, HELDOUT_TEXTS, VALIDATION_TEXTS, HttpRenderer
+from voxmesh.voices.fit import FitConfig, FitResult, Heard, fit_voice, offset_std, stock_embeddings_for
+from voxmesh.voices.render import FIT_TEXTS, HELDOUT_TEXTS, SECOND_FIT_TEXTS, VALIDATION_TEXTS, HttpRenderer
 from voxmesh.voices.service import VoiceService
 from voxmesh.voices.validate import Limits
 
@@ -32,8 +34,9 @@ class VoicesWiring:
         self.cfg = stack.settings.voices
         self.service: VoiceService | None = None
         self._std: tuple[float, ...] | None = None
+        self._means: dict[str, npt.NDArray[np.float64]] | None = None
         self._stock_lock = asyncio.Lock()
-        self._stock: dict[tuple[str, str, tuple[str, ...]], dict[str, npt.NDArray[np.float32]]] = {}
+        self._stock: dict[tuple[str, str, tuple[str, ...]], dict[str, Heard]] = {}
 
     def kokoro_models(self) -> list[str]:
         return [d.name for d in self.stack.config.deployments if str(d.engine) == "kokoro"]
@@ -41,8 +44,9 @@ class VoicesWiring:
     def cloning_models(self) -> list[str]:
         return [d.name for d in self.stack.config.deployments if str(d.engine) == "cosyvoice"]
 
-    def _offset_std(self) -> tuple[float, ...]:
-        if self._std is None:
+    def _pack_stats(self) -> tuple[tuple[float, ...], dict[str, npt.NDArray[np.float64]]]:
+        """The stock voices' spread (the walk's scale) and mean styles (half moves, local search)."""
+        if self._std is None or self._means is None:
             from voxmesh.engines.kokoro_voices import VoicePackError, default_pack_path, load_pack
 
             try:
@@ -50,7 +54,21 @@ class VoicesWiring:
             except VoicePackError:
                 pack = None
             self._std = offset_std(list(pack.values())) if pack else ()
-        return self._std
+            self._means = stock_means(pack) if pack else {}
+        return self._std, self._means
+
+    async def _reference_acoustic(self, row: VoiceRow) -> AcousticFeatures | None:
+        """The enrolment clip's pitch and envelope (the encoder-free term), or None if unreadable."""
+        from voxmesh.voices.validate import validate_clip
+
+        assert self.service is not None
+        try:
+            audio = await self.service.store.get(row.audio_key)
+            pcm, _ = await asyncio.to_thread(validate_clip, audio, self.service.limits)
+            return await asyncio.to_thread(acoustic_features, pcm)
+        except Exception:  # the fit still runs on the speaker encoder alone
+            log.warning("voice %s: no acoustic features of the reference", row.id, exc_info=True)
+            return None
 
     async def start(self) -> None:
         from voxmesh.voices.db import VoiceDB
@@ -70,21 +88,26 @@ class VoicesWiring:
             voices = [v for v in voices if v in self.cfg.candidates]
         from voxmesh.jobs.wiring import internal_auth
 
+        acoustic = await self._reference_acoustic(row) if self.cfg.acoustic_weight else None
         # the stack's internal key when auth is on (stock voices only: no tenant data involved)
         renderer = HttpRenderer(self.stack.url, row.model, language, headers=internal_auth(self.stack.settings))
-        # One fixed fitting text per language (the speaker embedding is text-independent), so the
-        # stock voices' embeddings are rendered once per model and language and reused.
-        cfg = FitConfig(FIT_TEXTS[language], HELDOUT_TEXTS[language], tuple(voices), self._offset_std(),
-                        top_k=self.cfg.top_k, walk_steps=self.cfg.walk_steps, validation_text=VALIDATION_TEXTS[language])
+        # Fixed fitting texts per language (the speaker embedding is text-independent), so the
+        # stock voices are rendered once per model and language and reused.
+        std, means = self._pack_stats()
+        cfg = FitConfig(FIT_TEXTS[language], HELDOUT_TEXTS[language], tuple(voices), std,
+                        top_k=self.cfg.top_k, walk_steps=self.cfg.walk_steps, local_steps=self.cfg.local_steps,
+                        validation_text=VALIDATION_TEXTS[language], extra_fit_texts=(SECOND_FIT_TEXTS[language],),
+                        acoustic_weight=self.cfg.acoustic_weight, max_renders=self.cfg.max_renders,
+                        stock_means=means or None)
         try:
             key = (row.model, language, tuple(voices))
             async with self._stock_lock:  # concurrent first enrolments compute the cache once
                 if key not in self._stock:
                     # once per model and language: the first enrolment reports it as its own stage
-                    self._stock[key] = await stock_embeddings_for(voices, cfg.fit_text, renderer,
+                    self._stock[key] = await stock_embeddings_for(voices, cfg.fit_texts, renderer,
                                                                   self.service.encoder, progress)
             return await fit_voice(emb, renderer, self.service.encoder, cfg, rng=random.Random(), progress=progress,
-                                   stock_embeddings=self._stock[key])
+                                   stock_embeddings=self._stock[key], reference_acoustic=acoustic)
         finally:
             await renderer.close()
 

@@ -1,28 +1,35 @@
 """Voice matching: fit a Kokoro style to a reference speaker (not cloning).
 
-Algorithm (after the research notes in DESIGN's voice section; every step scored by the cosine
-between the reference's speaker embedding and the embedding of a render of ``fit_text``):
+Every candidate style is rendered on the **fitting texts** (several, so the fit does not
+learn one sentence) and scored: the cosine between the reference's speaker embedding and the
+normalised mean of the renders' unit embeddings, plus ``acoustic_weight`` times the
+encoder-free acoustic likeness (:mod:`voxmesh.voices.acoustic`: median F0 and spectral
+envelope) when the reference's acoustic features are given.
 
-1. **stock**: render every candidate stock voice (all 54 when the pack is there); keep the best.
-2. **blend**: from the best voice ``b``, line-search the difference directions to the next
-   ``top_k`` voices ``o``: ``(1 - a)·b + a·o`` for ``a`` in ``alphas`` (negative ``a`` is an
-   extrapolation away from ``o``); keep the best (a style may stay the stock voice).
-3. **walk**: ``walk_steps`` of a (1+1) random search on one 256-d offset added to every row of
-   the table (so every input length moves alike, unlike per-row noise): noise is
-   ``N(0, 1) · std_dim · U(0.05, 0.3)`` with ``std_dim`` the spread of the stock voices; a step
-   is kept when it improves the score.
-4. **validate** (when ``validation_text`` is set): the fitted style and the best stock voice
-   read a third text; unless the fitted style scores higher there too, the stock voice is kept
-   (steps 2-3 overfit the fitting text easily).
-5. **report**: the chosen style and the best stock voice rendered on ``heldout_text`` (used
-   neither for fitting nor for validation) and scored against the reference: the honest
-   figure, since steps 1-4 optimise the fitting encoder.
+1. **stock**: every candidate stock voice (all 54 when the pack is there); keep the best.
+2. **pool** (:func:`voxmesh.voices.candidates.blend_pool`): 50/50 blends of every pair of the
+   ``top_k`` best, blends from the best toward the others at ``alphas``, and moves of only the
+   timbre half or only the prosody half of the best's style toward each other top voice.
+3. **local**: ``local_steps`` evaluations of a small evolution strategy on signed blend
+   weights around the pool's winner (:class:`voxmesh.voices.candidates.LocalSearch`).
+4. **walk**: ``walk_steps`` of a (1+1) random search on the shared offset (noise
+   ``N(0, 1) · std_dim · U(0.05, 0.3)``); off by default: it overfits the fitting encoder.
+5. **validate** (when ``validation_text`` is set): the fitted style and the best stock voice
+   read a text not used for fitting; unless the fitted style scores higher there too, the
+   stock voice is kept.
+6. **report**: the chosen style and the best stock voice rendered on ``heldout_text`` (used
+   neither for fitting nor for validation) and scored: the honest figure.
 
-Limits: the result is a Kokoro voice moved toward the reference, within the model's style
-space; published numbers for this route (inno-kokoro) reach about a third of the way from a
-stranger to the same speaker. The walk mostly overfits the fitting encoder: keep it short.
-Rendering is ~96 % of the cost, so the render function is injected (in-process engine,
-or the kokoro deployment through the gateway) along with the encoder and the rng.
+``max_renders`` bounds the renders of one fit (stock renders included; a cached stock voice
+costs none): steps 2-4 stop early so that 5 and 6 always fit in it.
+
+Limits (``benchmarks/reports/voices.md``, ``voices_ceiling.md``): the result is a Kokoro voice
+moved toward the reference within the model's style space. Over 4 non-Kokoro speakers, judged on
+held-out text by the encoder not used for fitting, the gain over the best stock voice is +0.017
+and +0.039 cosine; a ~7x larger search gains only +0.025 / +0.031 even judged by the fitting
+encoder itself, because the encoders disagree about which Kokoro voice is nearest. Rendering is
+most of the cost, so the render function is injected (in-process engine, or the kokoro
+deployment through the gateway) along with the encoder and the rng.
 """
 
 from __future__ import annotations
@@ -36,26 +43,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from voxmesh.voices.acoustic import AcousticFeatures, acoustic_features, acoustic_similarity
+from voxmesh.voices.candidates import LocalSearch, blend_pool
 from voxmesh.voices.encoder import SpeakerEncoder, cosine
+from voxmesh.voices.style import Style
 
-__all__ = ["FitConfig", "FitResult", "Progress", "Render", "Style", "fit_voice", "offset_std", "stock_embeddings_for"]
-
-
-@dataclass(frozen=True)
-class Style:
-    """Signed blend weights over stock voices plus a 256-d offset (empty: none)."""
-
-    weights: tuple[tuple[str, float], ...]
-    offset: tuple[float, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"weights": dict(self.weights), "offset": [round(x, 6) for x in self.offset]}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Style:
-        return cls(tuple((str(k), float(v)) for k, v in data["weights"].items()),
-                   tuple(float(x) for x in data.get("offset", [])))
-
+__all__ = ["FitConfig", "FitResult", "Heard", "Progress", "Render", "Style", "fit_voice", "offset_std",
+           "stock_embeddings_for"]
 
 Render = Callable[[Style, str], Awaitable[npt.NDArray[np.float32]]]  # -> 16 kHz mono PCM
 Progress = Callable[[str, int, int], Awaitable[None]]  # stage, done, total
@@ -66,11 +60,28 @@ class FitConfig:
     fit_text: str
     heldout_text: str
     candidates: tuple[str, ...]
-    offset_std: tuple[float, ...] = ()  # per-dimension spread of the stock voices (256)
+    offset_std: tuple[float, ...] = ()  # per-dimension spread of the stock voices (256): the walk's scale
     top_k: int = 4
-    alphas: tuple[float, ...] = (-0.5, -0.25, 0.25, 0.5)
-    walk_steps: int = 8
+    alphas: tuple[float, ...] = (0.25,)
+    walk_steps: int = 0
     validation_text: str | None = None
+    extra_fit_texts: tuple[str, ...] = ()  # scored with fit_text (mean embedding)
+    local_steps: int = 0
+    acoustic_weight: float = 0.0
+    max_renders: int | None = None
+    stock_means: Mapping[str, npt.NDArray[np.float64]] | None = None  # for half moves and the local search
+
+    @property
+    def fit_texts(self) -> tuple[str, ...]:
+        return (self.fit_text, *self.extra_fit_texts)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What scoring needs from one style's renders of the fitting texts."""
+
+    embedding: npt.NDArray[np.float32]  # normalised mean of the per-text unit embeddings
+    acoustic: tuple[AcousticFeatures, ...] = ()
 
 
 @dataclass
@@ -79,8 +90,8 @@ class FitResult:
     encoder: str
     best_stock: str
     stock_scores: dict[str, float]
-    fit_score: float  # fitted style, fitting text
-    stock_fit_score: float  # best stock voice, fitting text
+    fit_score: float  # fitted style, fitting texts (encoder cosine)
+    stock_fit_score: float  # best stock voice (by the encoder alone), fitting texts
     heldout_score: float  # fitted style, held-out text
     stock_heldout_score: float  # best stock voice, held-out text
     renders: int
@@ -98,103 +109,162 @@ class FitResult:
         }
 
 
+def _unit(v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+async def hear(style: Style, texts: Sequence[str], render: Render, encoder: SpeakerEncoder) -> Heard:
+    embs, feats = [], []
+    for text in texts:
+        pcm = await render(style, text)
+        embs.append(_unit(np.asarray(await asyncio.to_thread(encoder.embed, pcm), dtype=np.float32)))
+        feats.append(acoustic_features(pcm))
+    return Heard(_unit(np.mean(embs, axis=0).astype(np.float32)), tuple(feats))
+
+
 class _Scorer:
-    def __init__(self, reference: npt.NDArray[np.float32], render: Render, encoder: SpeakerEncoder) -> None:
+    def __init__(self, reference: npt.NDArray[np.float32], render: Render, encoder: SpeakerEncoder,
+                 acoustic: AcousticFeatures | None, weight: float) -> None:
         self.reference = reference
         self.render = render
         self.encoder = encoder
+        self.acoustic = acoustic
+        self.weight = weight if acoustic is not None else 0.0
         self.renders = 0
 
-    async def score(self, style: Style, text: str) -> float:
-        pcm = await self.render(style, text)
-        self.renders += 1
-        emb = await asyncio.to_thread(self.encoder.embed, pcm)
-        return cosine(self.reference, emb)
+    def value(self, heard: Heard) -> float:
+        """What the search maximises: the encoder's cosine plus the weighted acoustic term."""
+        s = cosine(self.reference, heard.embedding)
+        if self.weight and self.acoustic is not None and heard.acoustic:
+            s += self.weight * float(np.mean([acoustic_similarity(self.acoustic, f) for f in heard.acoustic]))
+        return s
 
+    async def hear(self, style: Style, texts: Sequence[str]) -> Heard:
+        self.renders += len(texts)
+        return await hear(style, texts, self.render, self.encoder)
 
-def _blend(best: str, other: str, a: float) -> Style:
-    return Style(((best, 1.0 - a), (other, a)))
+    async def score(self, style: Style, texts: Sequence[str]) -> tuple[float, float]:
+        """(search value, encoder cosine) of ``style`` reading ``texts``."""
+        heard = await self.hear(style, texts)
+        return self.value(heard), cosine(self.reference, heard.embedding)
 
 
 async def fit_voice(reference: npt.NDArray[np.float32], render: Render, encoder: SpeakerEncoder, cfg: FitConfig,
                     *, rng: random.Random, progress: Progress | None = None,
-                    stock_embeddings: Mapping[str, npt.NDArray[np.float32]] | None = None) -> FitResult:
+                    stock_embeddings: Mapping[str, Heard | npt.NDArray[np.float32]] | None = None,
+                    reference_acoustic: AcousticFeatures | None = None) -> FitResult:
     """Fit a style to the speaker of ``reference`` (an embedding by ``encoder``); see the module doc.
 
-    ``stock_embeddings`` (voice id -> embedding of that stock voice rendering ``cfg.fit_text``)
-    skips step 1's renders for the voices it has: they are the same for every reference, so a
-    caller that fits many voices on one text computes them once (:func:`stock_embeddings_for`)."""
+    ``stock_embeddings`` (voice id -> :class:`Heard` of that stock voice on ``cfg.fit_texts``,
+    or a bare embedding) skips step 1's renders for the voices it has: they are the same for
+    every reference, so a caller that fits many voices computes them once
+    (:func:`stock_embeddings_for`)."""
     if not cfg.candidates:
         raise ValueError("no candidate voices to fit from")
-    scorer = _Scorer(reference, render, encoder)
-    walk = cfg.walk_steps if len(cfg.offset_std) == 256 else 0
-    others = min(cfg.top_k, len(cfg.candidates) - 1)
-    total = len(cfg.candidates) + others * len(cfg.alphas) + walk + 2 + (2 if cfg.validation_text else 0)
+    texts = cfg.fit_texts
+    n = len(texts)
+    scorer = _Scorer(reference, render, encoder, reference_acoustic, cfg.acoustic_weight)
+    cache = stock_embeddings or {}
+    uncached = sum(1 for v in cfg.candidates if v not in cache)
+    walk_asked = cfg.walk_steps if len(cfg.offset_std) == 256 else 0
+    tail = (2 if cfg.validation_text else 0) + 2
+    budget = cfg.max_renders if cfg.max_renders is not None else 10**9
+    # candidate evaluations (n renders each) the budget leaves after the stock voices and the tail
+    spare = max(0, (budget - uncached * n - tail) // n)
+
+    def plan(pool_size: int) -> tuple[int, int, int, int]:
+        pool_n = min(pool_size, spare)
+        local = min(cfg.local_steps, spare - pool_n)
+        walk = min(walk_asked, spare - pool_n - local)
+        return pool_n, local, walk, len(cfg.candidates) + pool_n + local + walk + tail
+
+    pool: list[tuple[str, Style]] = []
+    pool_n, local, walk, total = plan(len(blend_pool(cfg.candidates, cfg.top_k, cfg.alphas, cfg.stock_means))
+                                      if cfg.top_k > 1 else 0)
     done = 0
 
     async def tick(stage: str) -> None:
         nonlocal done
         done += 1
         if progress is not None:
-            await progress(stage, done, total)
+            await progress(stage, min(done, total), total)
 
-    stock: dict[str, float] = {}
+    stock: dict[str, tuple[float, float]] = {}  # voice -> (search value, encoder cosine)
     for vid in cfg.candidates:
-        cached = (stock_embeddings or {}).get(vid)
-        if cached is not None:
-            stock[vid] = cosine(reference, cached)
+        cached = cache.get(vid)
+        if cached is None:
+            stock[vid] = await scorer.score(Style(((vid, 1.0),)), texts)
         else:
-            stock[vid] = await scorer.score(Style(((vid, 1.0),)), cfg.fit_text)
+            heard = cached if isinstance(cached, Heard) else Heard(np.asarray(cached, dtype=np.float32))
+            stock[vid] = scorer.value(heard), cosine(reference, heard.embedding)
         await tick("stock")
-    ranked = sorted(stock, key=lambda v: -stock[v])
-    best_id = ranked[0]
-    best, best_score = Style(((best_id, 1.0),)), stock[best_id]
-    steps: list[dict[str, Any]] = [{"stage": "stock", "voice": best_id, "score": round(best_score, 4)}]
-    for other in ranked[1:1 + others]:
-        for a in cfg.alphas:
-            cand = _blend(best_id, other, a)
-            s = await scorer.score(cand, cfg.fit_text)
-            await tick("blend")
-            if s > best_score:
-                best, best_score = cand, s
-                steps.append({"stage": "blend", "with": other, "alpha": a, "score": round(s, 4)})
+    # the baseline (and the fallback) is the stock voice the encoder alone finds closest: the
+    # acoustic term steers the search, never the voice the fit is compared with
+    base_id = max(stock, key=lambda v: stock[v][1])
+    ranked = sorted(stock, key=lambda v: -stock[v][0])
+    best = Style(((ranked[0], 1.0),))
+    best_score, best_cos = stock[ranked[0]]
+    steps: list[dict[str, Any]] = [{"stage": "stock", "voice": base_id, "score": round(stock[base_id][1], 4)}]
+    if ranked[0] != base_id:
+        steps.append({"stage": "stock", "voice": ranked[0], "note": "best with the acoustic term",
+                      "score": round(best_score, 4)})
+    if cfg.top_k > 1:
+        pool = blend_pool(ranked, cfg.top_k, cfg.alphas, cfg.stock_means)
+        pool_n, local, walk, total = plan(len(pool))
+
+    async def consider(stage: str, cand: Style, **info: Any) -> float:
+        nonlocal best, best_score, best_cos
+        value, cos = await scorer.score(cand, texts)
+        await tick(stage)
+        if value > best_score:
+            best, best_score, best_cos = cand, value, cos
+            steps.append({"stage": stage, **info, "score": round(value, 4)})
+        return value
+
+    for label, cand in pool[:pool_n]:
+        await consider("pool", cand, candidate=label)
+    if local:
+        search = LocalSearch(best, ranked, cfg.stock_means, rng)
+        left = local
+        while left > 0:
+            styles = search.ask()[:left]
+            search.tell([await consider("local", cand) for cand in styles])
+            left -= len(styles)
     std = np.asarray(cfg.offset_std, dtype=np.float64)
-    offset = np.zeros(256) if walk else np.zeros(0)
     for _ in range(walk):
         scale = rng.uniform(0.05, 0.3)
         noise = np.array([rng.gauss(0.0, 1.0) for _ in range(256)]) * std * scale
-        cand = Style(best.weights, tuple(float(x) for x in offset + noise))
-        s = await scorer.score(cand, cfg.fit_text)
-        await tick("walk")
-        if s > best_score:
-            best, best_score, offset = cand, s, offset + noise
-            steps.append({"stage": "walk", "scale": round(scale, 3), "score": round(s, 4)})
-    stock_style = Style(((best_id, 1.0),))
+        offset = np.asarray(best.offset, dtype=np.float64) if best.offset else np.zeros(256)
+        await consider("walk", Style(best.weights, tuple(float(x) for x in offset + noise)), scale=round(scale, 3))
+    stock_style = Style(((base_id, 1.0),))
     if cfg.validation_text and best != stock_style:
-        v_fit = await scorer.score(best, cfg.validation_text)
+        v_fit = (await scorer.score(best, (cfg.validation_text,)))[0]
         await tick("validate")
-        v_stock = await scorer.score(stock_style, cfg.validation_text)
+        v_stock = (await scorer.score(stock_style, (cfg.validation_text,)))[0]
         await tick("validate")
         kept = "matched" if v_fit > v_stock else "stock"
         steps.append({"stage": "validate", "matched": round(v_fit, 4), "stock": round(v_stock, 4), "kept": kept})
         if kept == "stock":
-            best, best_score = stock_style, stock[best_id]
-    held = await scorer.score(best, cfg.heldout_text)
+            best, best_cos = stock_style, stock[base_id][1]
+    elif cfg.validation_text:
+        total -= 2  # nothing to validate: the stock voice won
+    held = (await scorer.score(best, (cfg.heldout_text,)))[1]
     await tick("report")
-    stock_held = await scorer.score(Style(((best_id, 1.0),)), cfg.heldout_text)
+    stock_held = (await scorer.score(stock_style, (cfg.heldout_text,)))[1]
     await tick("report")
-    return FitResult(best, encoder.name, best_id, stock, best_score, stock[best_id], held, stock_held,
-                     scorer.renders, steps)
+    return FitResult(best, encoder.name, base_id, {v: c for v, (_, c) in stock.items()}, best_cos,
+                     stock[base_id][1], held, stock_held, scorer.renders, steps)
 
 
-async def stock_embeddings_for(voices: Sequence[str], text: str, render: Render, encoder: SpeakerEncoder,
-                               progress: Progress | None = None) -> dict[str, npt.NDArray[np.float32]]:
-    """Embeddings of each stock voice rendering ``text`` (step 1's cache); ``progress`` gets
-    ("stock-cache", done, total)."""
-    out: dict[str, npt.NDArray[np.float32]] = {}
+async def stock_embeddings_for(voices: Sequence[str], texts: str | Sequence[str], render: Render,
+                               encoder: SpeakerEncoder, progress: Progress | None = None) -> dict[str, Heard]:
+    """What each stock voice sounds like on the fitting ``texts`` (step 1's cache); ``progress``
+    gets ("stock-cache", done, total)."""
+    texts = (texts,) if isinstance(texts, str) else tuple(texts)
+    out: dict[str, Heard] = {}
     for i, vid in enumerate(voices, 1):
-        pcm = await render(Style(((vid, 1.0),)), text)
-        out[vid] = await asyncio.to_thread(encoder.embed, pcm)
+        out[vid] = await hear(Style(((vid, 1.0),)), texts, render, encoder)
         if progress is not None:
             await progress("stock-cache", i, len(voices))
     return out

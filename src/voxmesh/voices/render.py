@@ -16,21 +16,27 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from voxmesh.voices.fit import Style
+from voxmesh.voices.style import Style
 
-__all__ = ["FIT_TEXTS", "HELDOUT_TEXTS", "VALIDATION_TEXTS", "EngineRenderer", "HttpRenderer"]
+__all__ = ["FIT_TEXTS", "HELDOUT_TEXTS", "SECOND_FIT_TEXTS", "VALIDATION_TEXTS", "EngineRenderer", "HttpRenderer"]
 
 RATE = 16000
-# fitting text (when the enrolment has no transcript) and held-out text, per language
+# fitting texts (every candidate reads both: a fit to one sentence does not carry over), the
+# validation text and the held-out text, per language; none is used for two of these jobs
 FIT_TEXTS = {
     "en": "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background.",
     "zh": "今天天气很好，我们去公园散步吧。这本书非常有意思。",
     "ja": "今日はとても良い天気ですね。公園を散歩しましょう。",
 }
-VALIDATION_TEXTS = {
+SECOND_FIT_TEXTS = {
     "en": "Rice is often served in round bowls. The juice of lemons makes fine punch.",
     "zh": "他喜欢听音乐，也喜欢唱歌。这个城市的交通非常方便。",
     "ja": "毎朝七時に起きて、朝ご飯を食べます。",
+}
+VALIDATION_TEXTS = {
+    "en": "The boy was there when the sun rose. A rod is used to catch pink salmon.",
+    "zh": "请把窗户打开，房间里太热了。我们明天早上八点出发。",
+    "ja": "駅までは歩いて十分ぐらいかかります。",
 }
 HELDOUT_TEXTS = {
     "en": "Four hours of steady work faced us. A large size in stockings is hard to sell.",
