@@ -31,7 +31,13 @@ recovery), or to the fault injected while it was in flight, else ``steady``.
 
 At the end: every acknowledged job must succeed with a result byte-identical to the same
 job run on a fresh stack that sees no fault (SQLite, filesystem objects, DB queue: a
-different set of backends too), started after the soak. Every job's text is its own (each
+different set of backends too; the same runners: the stack's own and a runner process),
+started after the soak. A job whose reference run did not succeed is counted apart (``no
+reference result``: unchecked, and it fails the run), never as differing; the waits end
+when no job has finished for ``--drain-s``, not at a fixed time. For every differing job
+the report names the chunks that differ (index, lengths, first differing byte, prefix or
+not, engine calls, whether the stored chunk object matches) and the faults overlapping
+the job's life. Every job's text is its own (each
 line names the job), so no chunk is shared between jobs and each one is really synthesized
 under the faults (the object store is content-addressed: shared chunks would be reused). Lost = acknowledged jobs that did not;
 duplicated = jobs the server lists that no submission was answered with (beyond
@@ -138,10 +144,12 @@ class Soak:
         self.root = root
         self.rng = random.Random(args.seed)
         self.t0 = time.monotonic()
+        self.t0_wall = time.time()  # the same instant on the wall clock (job rows keep wall times)
         self.samples: list[Sample] = []
         self.faults: list[Fault] = []
         self.jobs: list[Job] = []
         self.probe_jobs = 0
+        self.final_chunks: dict[str, int] = {}  # job id -> chunks done, once the job is final
         self.last_probe_submit = 0.0
         self.lost_answers = 0  # job submissions whose answer never came (the stack died meanwhile)
         self.phase = "warm-up"
@@ -347,27 +355,54 @@ class Soak:
             return await r.read()
 
     async def wait_jobs(self, jobs: list[Job], timeout: float) -> dict[str, str]:
-        """Job id -> final state (or the last seen state when the time ran out)."""
-        deadline = time.monotonic() + timeout
+        """Job id -> final state (or the last seen state when the time ran out).
+
+        ``timeout`` bounds the wait *without progress*: it starts again each time another job
+        reaches a final state, so a long queue that keeps moving is waited for (a fixed deadline
+        cut the fault-free reference run of the 30-minute soak short: 22 of its 371 jobs had no
+        reference result and were counted as differing). States come from the job list (100 a
+        page), not one GET per job: polling hundreds of jobs one by one every half second cost
+        the 2-core machine as much CPU as the runners it waited for."""
+        final = ("succeeded", "failed", "cancelled")
+        wanted = {j.id for j in jobs}
         states: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        done_before = 0
         while True:
+            with contextlib.suppress(RuntimeError, aiohttp.ClientError, TimeoutError, OSError):
+                states.update({i: st for i, st in (await self.list_jobs()).items() if i in wanted})
             for job in jobs:
-                if states.get(job.id) in ("succeeded", "failed", "cancelled"):
-                    continue
-                try:
-                    states[job.id] = str((await self._get_json(f"/v1/jobs/{job.id}"))["state"])
-                except (RuntimeError, aiohttp.ClientError, TimeoutError, OSError):
-                    states.setdefault(job.id, "unknown")
-            if all(s in ("succeeded", "failed", "cancelled") for s in states.values()) or time.monotonic() > deadline:
+                states.setdefault(job.id, "unknown")
+            done = sum(1 for s in states.values() if s in final)
+            if done > done_before:
+                done_before, deadline = done, time.monotonic() + timeout
+            if done == len(jobs) or time.monotonic() > deadline:
                 return states
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5 if len(jobs) - done < 20 else 2.0)
+
+    async def list_jobs(self) -> dict[str, str]:
+        """Every job the server lists: id -> state."""
+        listed: dict[str, str] = {}
+        cursor: str | None = None
+        while True:
+            page = await self._get_json("/v1/jobs?limit=100" + (f"&cursor={cursor}" if cursor else ""))
+            listed.update({str(j["id"]): str(j["state"]) for j in page["data"]})
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return listed
 
     async def chunks_done(self) -> int:
+        """Chunks done over the submitted jobs (a finished job's count is kept, not asked again)."""
         total = 0
         for job in self.jobs:
+            if job.id in self.final_chunks:
+                total += self.final_chunks[job.id]
+                continue
             with contextlib.suppress(RuntimeError, aiohttp.ClientError, TimeoutError, OSError):
                 st = await self._get_json(f"/v1/jobs/{job.id}")
                 total += int(st["chunks_done"])
+                if st["state"] in ("succeeded", "failed", "cancelled"):
+                    self.final_chunks[job.id] = int(st["chunks_done"])
         return total
 
     async def unfinished(self) -> bool:
@@ -577,7 +612,7 @@ class Soak:
                 raise RuntimeError("a first job did not succeed before any fault: see the logs")
             self.jobs.clear()
             self.samples.clear()
-            self.t0 = time.monotonic()
+            self.t0, self.t0_wall = time.monotonic(), time.time()
             traffic = [asyncio.ensure_future(self.speech_loop(i, False)) for i in range(2)]
             traffic.append(asyncio.ensure_future(self.speech_loop(2, True)))
             traffic.append(asyncio.ensure_future(self.job_loop()))
@@ -602,24 +637,38 @@ class Soak:
         for job in self.jobs:
             if states.get(job.id) == "succeeded":
                 results[job.n] = await self.job_result(job.id)
-        listed: dict[str, str] = {}
-        cursor: str | None = None
-        while True:
-            page = await self._get_json("/v1/jobs?limit=100" + (f"&cursor={cursor}" if cursor else ""))
-            listed.update({str(j["id"]): str(j["state"]) for j in page["data"]})
-            cursor = page.get("next_cursor")
-            if not cursor:
-                break
+        listed = await self.list_jobs()
         acked = {j.id for j in self.jobs} | {j.id for j in refs}
         # a job no answer named: refused at submission (failed at once, the client got a 503 and
         # retried) is fine; one that ran is a duplicate of the retried submission
         extra = {i: st for i, st in listed.items() if i not in acked}
         ran = [i for i, st in extra.items() if st != "failed"]
         chunk_calls = await self.synth_calls()
+        by_n = {j.n: j for j in self.jobs}
+        soak_rows = await self.chunk_rows([by_n[n].id for n in results])
+        soak_times = await self.job_times([by_n[n].id for n in results])
         # the same jobs on a fresh, fault-free stack (SQLite, filesystem, DB queue): the reference
-        reference = await self.reference_run(sorted(results))
-        identical = sum(1 for n, data in results.items() if reference.get(n) == data)
-        mismatched = len(results) - identical
+        reference, ref_ids, ref_states = await self.reference_run(sorted(results))
+        ref_rows = _sqlite_chunk_rows(self.root / "reference-data" / "voxmesh.db", list(ref_ids.values()))
+        identical, mismatched, no_reference = classify_results(results, reference)
+        diffs = []
+        for n in mismatched:
+            data = results[n]
+            job = by_n[n]
+            got_rows, want_rows = soak_rows.get(job.id, []), ref_rows.get(ref_ids[n], [])
+            chunks = compare_chunks(reference[n], data, [r["samples"] for r in want_rows],
+                                    [r["samples"] for r in got_rows])
+            for c in chunks:
+                row = got_rows[c["idx"]] if c["idx"] < len(got_rows) else {}
+                c["synth_calls"], c["attempts"] = row.get("synth_calls"), row.get("attempts")
+                c["stored"] = await self.stored_chunk_matches(row.get("audio_key"), data, got_rows, c["idx"])
+            _started, finished = soak_times.get(job.id, (None, None))
+            t_end = (finished - self.t0_wall) if finished is not None else soak_s
+            overlap = [f"#{i} {f.kind}@{f.t_inject:.0f}" for i, f in enumerate(self.faults, 1)
+                       if f.t_inject <= t_end and (f.t_recovered or f.t_lifted) >= job.t_submit]
+            diffs.append({"n": n, "job": job.id, "t_submit": job.t_submit, "t_finished": t_end,
+                          "bytes_ref": len(reference[n]), "bytes_got": len(data), "chunks": chunks,
+                          "chunks_total": len(got_rows), "faults": overlap})
         return {
             "soak_s": soak_s,
             "jobs": {
@@ -631,9 +680,15 @@ class Soak:
                 "unacknowledged_states": {st: list(extra.values()).count(st) for st in set(extra.values())},
                 "answers_lost": self.lost_answers,
                 "identical": identical,
-                "mismatched": mismatched,
+                "mismatched": len(mismatched),
+                "no_reference": len(no_reference),
+                "no_reference_states": {st: [ref_states.get(ref_ids.get(n, ""), "not submitted")
+                                             for n in no_reference].count(st)
+                                        for st in {ref_states.get(ref_ids.get(n, ""), "not submitted")
+                                                   for n in no_reference}},
                 "states": {s: list(states.values()).count(s) for s in set(states.values())},
                 "chunk_synth_calls": chunk_calls,
+                "mismatch_detail": diffs,
             },
             "before": before.__dict__,
             "after": after.__dict__,
@@ -641,30 +696,96 @@ class Soak:
             "runner_starts": self.runner_starts,
         }
 
-    async def reference_run(self, texts: list[int]) -> dict[int, bytes]:
-        """Stop the soaked stack; run every job text once on a fresh stack that sees no fault."""
+    async def reference_run(self, texts: list[int]) -> tuple[dict[int, bytes], dict[int, str], dict[str, str]]:
+        """Stop the soaked stack; run every job text once on a fresh stack that sees no fault
+        (the same runners: the stack's own and a runner process). The results by job text, the
+        reference job ids by job text, and the reference jobs' final states by id."""
         self.stop_processes()
-        saved = (self.data, self.port, self.url, self.config, self.jobs, len(self.samples))
+        saved = (self.data, self.port, self.url, self.config, self.jobs, len(self.samples), self.stack_starts,
+                 self.runner_starts)
         self.data = self.root / "reference-data"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.write_config(backends=False)
         self.start_stack()
         out: dict[int, bytes] = {}
+        ids: dict[int, str] = {}
+        states: dict[str, str] = {}
         try:
             await self.wait_ready()
+            self.start_runner()
             self.jobs = []
             for n in texts:
                 await self.submit_job(n)
             states = await self.wait_jobs(self.jobs, self.args.drain_s)
             for job in self.jobs:
+                ids[job.n] = job.id
                 if states.get(job.id) == "succeeded":
                     out[job.n] = await self.job_result(job.id)
         finally:
             self.stop_processes()
-            self.data, self.port, self.url, self.config, self.jobs, n_samples = saved
+            (self.data, self.port, self.url, self.config, self.jobs, n_samples, self.stack_starts,
+             self.runner_starts) = saved  # the soak's counts, not the reference's starts
             del self.samples[n_samples:]
+        return out, ids, states
+
+    async def _pg_fetch(self, query: str, *args: Any) -> list[dict[str, Any]]:
+        import asyncpg
+
+        assert self.pg is not None
+        conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{self.pg.port}/postgres")
+        try:
+            return [dict(r) for r in await conn.fetch(query, *args)]
+        finally:
+            await conn.close()
+
+    async def chunk_rows(self, job_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The soaked stack's chunk rows (idx order) per job id."""
+        if self.pg is None:
+            return _sqlite_chunk_rows(self.data / "voxmesh.db", job_ids)
+        rows = await self._pg_fetch(f"SELECT {_CHUNK_COLS} FROM chunks WHERE job_id = ANY($1) ORDER BY job_id, idx",
+                                    job_ids)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            out.setdefault(r["job_id"], []).append(r)
         return out
+
+    async def job_times(self, job_ids: list[str]) -> dict[str, tuple[float | None, float | None]]:
+        """started_at, finished_at (wall clock) per job id, from the soaked stack's DB."""
+        query = "SELECT id, started_at, finished_at FROM jobs"
+        if self.pg is None:
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(self.data / "voxmesh.db")) as db:
+                rows = [dict(zip(("id", "started_at", "finished_at"), r, strict=True)) for r in db.execute(query)]
+        else:
+            rows = await self._pg_fetch(query)
+        wanted = set(job_ids)
+        return {r["id"]: (r["started_at"], r["finished_at"]) for r in rows if r["id"] in wanted}
+
+    async def stored_chunk_matches(self, key: str | None, result: bytes, rows: list[dict[str, Any]],
+                                   idx: int) -> str:
+        """Whether the soaked store's chunk object holds what the result has at that chunk:
+        ``same``, ``differs (N bytes stored)``, or why it could not be read."""
+        if not key:
+            return "no key"
+        try:
+            if self.s3 is not None:
+                import boto3
+
+                client = boto3.client("s3", endpoint_url=self.s3.endpoint, aws_access_key_id=self.s3.access,
+                                      aws_secret_access_key=self.s3.secret, region_name="us-east-1")
+                body = await asyncio.to_thread(
+                    lambda: client.get_object(Bucket="voxmesh-chaos", Key=key)["Body"].read())
+            else:
+                body = (self.data / "objects" / key).read_bytes()
+        except Exception as exc:  # a diagnosis, never fatal
+            return f"unreadable: {type(exc).__name__}"
+        stored = _wav_pcm(body)
+        pcm = _wav_pcm(result)
+        start = 2 * sum(int(r["samples"] or 0) for r in rows[:idx])
+        part = pcm[start:start + 2 * int(rows[idx]["samples"] or 0)]
+        return "same" if stored == part else f"differs ({len(stored)} bytes stored, {len(part)} in the result)"
 
     async def synth_calls(self) -> dict[str, int]:
         """How many times each chunk went to the engine (histogram), from the private PostgreSQL."""
@@ -696,6 +817,91 @@ class Soak:
             if svc is not None:
                 svc.close()
         self.disk.close()
+
+
+def classify_results(results: dict[int, bytes], reference: dict[int, bytes]) -> tuple[int, list[int], list[int]]:
+    """Soaked results against the fault-free reference, by job text: how many are identical,
+    which differ, and which have no reference result at all (the reference job did not
+    succeed in time). A missing reference is an unfinished check, never a byte mismatch."""
+    identical = sum(1 for n, data in results.items() if reference.get(n) == data)
+    mismatched = sorted(n for n, data in results.items() if n in reference and reference[n] != data)
+    missing = sorted(n for n in results if n not in reference)
+    return identical, mismatched, missing
+
+
+_CHUNK_COLS = "job_id, idx, samples, sample_rate, synth_calls, attempts, audio_key"
+
+
+def _sqlite_chunk_rows(path: Path, job_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    import sqlite3
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not path.exists():
+        return out
+    wanted = set(job_ids)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        for r in db.execute(f"SELECT {_CHUNK_COLS} FROM chunks ORDER BY job_id, idx"):
+            row = dict(zip(_CHUNK_COLS.split(", "), r, strict=True))
+            if row["job_id"] in wanted:
+                out.setdefault(row["job_id"], []).append(row)
+    return out
+
+
+def _wav_pcm(data: bytes) -> bytes:
+    import io
+    import wave
+
+    try:
+        with wave.open(io.BytesIO(data), "rb") as w:
+            return w.readframes(w.getnframes())
+    except (wave.Error, EOFError):
+        return data
+
+
+def compare_chunks(ref: bytes, got: bytes, ref_samples: list[Any], got_samples: list[Any]) -> list[dict[str, Any]]:
+    """The chunks where two results of one job differ: each result (WAV) is cut at its own
+    run's chunk sample counts, and chunk ``i`` of one is compared with chunk ``i`` of the other.
+    Per differing chunk: its index, byte lengths (reference, got), the first differing byte
+    offset within the chunk, and whether one is a prefix of the other. A header-only difference
+    (same PCM) is reported as chunk ``-1``."""
+    a, b = _wav_pcm(ref), _wav_pcm(got)
+    if a == b:
+        return [{"idx": -1, "bytes_ref": len(ref), "bytes_got": len(got), "first_diff": _first_diff(ref, got),
+                 "prefix": "header only"}]
+
+    def cut(pcm: bytes, samples: list[Any]) -> list[bytes]:
+        parts, at = [], 0
+        for s in samples:
+            n = 2 * int(s or 0)
+            parts.append(pcm[at:at + n])
+            at += n
+        if at < len(pcm):
+            parts.append(pcm[at:])  # bytes past the chunks the DB knows of
+        return parts
+
+    ra, rb = cut(a, ref_samples), cut(b, got_samples)
+    out = []
+    for i in range(max(len(ra), len(rb))):
+        x = ra[i] if i < len(ra) else b""
+        y = rb[i] if i < len(rb) else b""
+        if x == y:
+            continue
+        if y and x.startswith(y):
+            prefix = "got is a prefix of ref"
+        elif x and y.startswith(x):
+            prefix = "ref is a prefix of got"
+        else:
+            prefix = "neither"
+        out.append({"idx": i, "bytes_ref": len(x), "bytes_got": len(y), "first_diff": _first_diff(x, y),
+                    "prefix": prefix})
+    return out
+
+
+def _first_diff(x: bytes, y: bytes) -> int:
+    for i, (p, q) in enumerate(zip(x, y, strict=False)):
+        if p != q:
+            return i
+    return min(len(x), len(y))
 
 
 # ---- the report ----------------------------------------------------------------------------
@@ -811,17 +1017,40 @@ def write_report(soak: Soak, result: dict[str, Any], out: Path, command: str) ->
     lines += [
         "## Jobs",
         "",
-        "| submitted | completed | lost | duplicated | byte-identical to the fault-free run | differing |",
-        "|---|---|---|---|---|---|",
+        "| submitted | completed | lost | duplicated | byte-identical to the fault-free run | differing "
+        "| no reference result |",
+        "|---|---|---|---|---|---|---|",
         f"| {jobs['submitted']} | {jobs['completed']} | {jobs['lost']} | {jobs['duplicated']} | "
-        f"{jobs['identical']} | {jobs['mismatched']} |",
+        f"{jobs['identical']} | {jobs['mismatched']} | {jobs['no_reference']} |",
         "",
         f"Final states: {jobs['states']}. Submissions sent whose answer never came (the stack died "
         f"meanwhile; not resubmitted): {jobs['answers_lost']}; jobs the server lists that no answer "
         f"named: {jobs['created_unacknowledged']} {jobs['unacknowledged_states']} (a submission refused "
         "with 503 leaves a failed job behind and is retried by the client; duplicated = such jobs that ran, "
-        "beyond the lost answers).",
+        "beyond the lost answers). No reference result: the job's fault-free run (every job again on a fresh "
+        f"stack after the soak) did not succeed in time ({jobs['no_reference_states'] or 'none'}); such a job "
+        "is unchecked, not differing, and fails the run all the same.",
     ]
+    detail = jobs.get("mismatch_detail") or []
+    if detail:
+        lines += [
+            "",
+            "Jobs not byte-identical, chunk by chunk (each result cut at its own run's chunk sample counts; "
+            "`stored`: whether the soaked store's chunk object equals the result's slice; faults: those whose "
+            "window, injection to recovery, overlapped the job's life, submission to finish):",
+            "",
+            "| job (text n) | life (s) | chunk | bytes ref / got | first diff at | prefix? | engine calls | attempts "
+            "| stored | faults overlapping |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for d in detail:
+            for c in d["chunks"]:
+                lines.append(
+                    f"| {d['n']} | {d['t_submit']:.0f}-{d['t_finished']:.0f} | {c['idx']}/{d['chunks_total']} | "
+                    f"{c['bytes_ref']} / {c['bytes_got']} | {c['first_diff']} | {c['prefix']} | "
+                    f"{c.get('synth_calls', '-')} | {c.get('attempts', '-')} | {c.get('stored', '-')} | "
+                    f"{', '.join(d['faults']) or '-'} |")
+        lines.append("")
     if jobs["chunk_synth_calls"]:
         lines.append(f"Engine calls per chunk (chunks by count, from the DB): {jobs['chunk_synth_calls']} "
                      "(a chunk redone after its runner or the stack died counts 2).")
@@ -871,7 +1100,8 @@ def main() -> int:
     ap.add_argument("--gap-s", type=float, nargs=2, default=(5.0, 10.0), help="quiet time between faults")
     ap.add_argument("--recover-max-s", type=float, default=120.0)
     ap.add_argument("--job-every", type=float, default=6.0)
-    ap.add_argument("--drain-s", type=float, default=240.0, help="how long jobs may take to finish after")
+    ap.add_argument("--drain-s", type=float, default=240.0,
+                    help="how long the final waits (soaked jobs, then the reference run) go on with no job finishing")
     ap.add_argument("--disk-mb", type=int, default=256)
     ap.add_argument("--out", type=Path, default=None, help="markdown report (+ .png and .json beside it)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
@@ -904,7 +1134,8 @@ def main() -> int:
     else:
         print(f"kept {root}", file=sys.stderr)
     j = result["jobs"]
-    ok = j["lost"] == 0 and j["duplicated"] == 0 and j["mismatched"] == 0 and result["after"]["leftovers"] == 0
+    ok = (j["lost"] == 0 and j["duplicated"] == 0 and j["mismatched"] == 0 and j["no_reference"] == 0
+          and result["after"]["leftovers"] == 0)
     return 0 if ok else 1
 
 

@@ -99,3 +99,39 @@ async def test_unacked_message_is_redelivered_after_a_crash(db: JobDB, rabbitmq_
         assert chunk.lease_owner is None and chunk.attempts == 2 and chunk.synth_calls == 1
     finally:
         await q2.close()
+
+
+async def test_a_runner_that_lives_on_after_a_db_error_keeps_receiving(db: JobDB, rabbitmq_url: str) -> None:
+    """Prefetch 1: a chunk's message that a runner neither acked nor gave back after a failed DB
+    call (a PostgreSQL restart in the chaos soak) blocked that runner's consumer for good."""
+    s = _settings()
+    store = MemoryObjectStore()
+    synth = FakeSynthesizer()
+    name = f"tts-tasks-{uuid.uuid4().hex[:8]}"
+    q = await RabbitQueue(db, rabbitmq_url, name=name, prefetch=1).connect()
+    service = JobService(s, db, store, q)
+    real_complete = db.complete
+    failed: list[int] = []
+
+    async def complete_fails_once(chunk_id: int, *args: object, **kwargs: object) -> bool:
+        if not failed:
+            failed.append(chunk_id)
+            raise ConnectionResetError("the database system is shutting down")
+        return await real_complete(chunk_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    db.complete = complete_fails_once  # type: ignore[method-assign]
+    try:
+        job = await service.create(text=TEXT, voice="v", model="m")
+        runner = await _runner(db, q, store, synth, s)
+        task = asyncio.create_task(runner.run())  # the loop logs the failed step and goes on
+        deadline = asyncio.get_running_loop().time() + 15
+        while (await service.get(job.id)).state != "succeeded":
+            assert asyncio.get_running_loop().time() < deadline, "the runner stopped receiving after the DB error"
+            await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        chunks = await db.job_chunks(job.id)
+        assert failed and all(c.synth_calls == 1 for c in chunks)
+        assert await service.queue_length() == 0
+    finally:
+        await q.close()

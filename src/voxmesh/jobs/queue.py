@@ -10,7 +10,12 @@ the chunk is due (backoff) or its current lease expires (the owner may have died
 - :class:`MessageQueue` subclasses deliver chunk ids: :class:`MemoryQueue` here (tests) and
   ``RabbitQueue`` in ``queue_rabbitmq``. A message is acked only after the chunk's DB state
   moved on (done, dead, or retried and re-published), so a runner killed mid-chunk leaves
-  its message unacked and the broker redelivers it.
+  its message unacked and the broker redelivers it. A runner that *lives on* after a failed
+  DB call (a PostgreSQL restart under ``lease_chunk`` or ``complete``) releases the message
+  instead (:meth:`Lease.release`: back to the broker, requeued): a message it neither acked
+  nor released would stay unacked for as long as its channel lives, and with the default
+  prefetch of 1 the broker would send that runner nothing ever again (the chaos soak found
+  both runners wedged so after a ``pg-restart``, every job stuck until RabbitMQ restarted).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from voxmesh.clock import Clock, wall
 from voxmesh.storage.db import JobDB
 from voxmesh.storage.schema import ChunkRow
 
-__all__ = ["EMPTY", "ChunkQueue", "DbQueue", "Lease", "MemoryQueue", "MessageQueue", "get_with_timeout"]
+__all__ = ["EMPTY", "ChunkQueue", "DbQueue", "Lease", "MemoryQueue", "MessageQueue", "Settle", "get_with_timeout"]
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +55,37 @@ async def get_with_timeout(q: asyncio.Queue[Any], timeout: float) -> Any:
         return EMPTY
 
 
+Settle = Callable[[], Awaitable[None]]
+
+
 @dataclass
 class Lease:
-    """A leased chunk; call :meth:`ack` once its DB state has moved on (done/retried/dead)."""
+    """A leased chunk; call :meth:`ack` once its DB state has moved on (done/retried/dead), or
+    :meth:`release` when it could not be moved on (the message goes back to the broker).
+    A message is settled once: the second call of either is a no-op."""
 
     chunk: ChunkRow
-    _ack: Callable[[], Awaitable[None]] = field(default=_noop, repr=False)
+    _ack: Settle = field(default=_noop, repr=False)
+    _release: Settle = field(default=_noop, repr=False)
+    settled: bool = field(default=False, repr=False)
 
     async def ack(self) -> None:
-        await self._ack()
+        if not self.settled:
+            self.settled = True  # a failed ack is not followed by a release: its channel is gone anyway
+            await self._ack()
+
+    async def release(self) -> None:
+        """Requeue the message, never raising (the caller is already handling an error)."""
+        if not self.settled:
+            self.settled = True
+            await _release_quietly(self._release)
+
+
+async def _release_quietly(release: Settle) -> None:
+    try:
+        await release()
+    except Exception:  # the channel broke as well: the broker requeues it when the channel closes
+        log.warning("could not give a queue message back; the broker requeues it with its channel", exc_info=True)
 
 
 class ChunkQueue(Protocol):
@@ -111,8 +138,9 @@ class MessageQueue:
     async def publish(self, chunk_ids: Sequence[int], delay_s: float = 0.0) -> None:
         raise NotImplementedError
 
-    async def _receive(self, timeout: float) -> tuple[int | None, Callable[[], Awaitable[None]]] | None:
-        """Next message as ``(chunk_id or None if unreadable, ack)``, or None on timeout."""
+    async def _receive(self, timeout: float) -> tuple[int | None, Settle, Settle] | None:
+        """Next message as ``(chunk_id or None if unreadable, ack, release)``, or None on
+        timeout; ``release`` hands the message back to be delivered again."""
         raise NotImplementedError
 
     async def lease(self, owner: str, lease_s: float, wait_s: float) -> Lease | None:
@@ -122,17 +150,21 @@ class MessageQueue:
             got = await self._receive(max(0.0, deadline - loop.time()))
             if got is None:
                 return None
-            chunk_id, ack = got
+            chunk_id, ack, release = got
             if chunk_id is None:
                 log.warning("dropping an unreadable queue message")
                 await ack()
                 continue
             now = self.clock()
-            outcome = await self.db.lease_chunk(chunk_id, owner, now, lease_s)
-            if outcome.chunk is not None:
-                return Lease(outcome.chunk, ack)
-            if outcome.retry_at is not None:  # not due yet, or someone holds it: look again later
-                await self.publish([chunk_id], delay_s=max(0.05, outcome.retry_at - now))
+            try:
+                outcome = await self.db.lease_chunk(chunk_id, owner, now, lease_s)
+                if outcome.chunk is not None:
+                    return Lease(outcome.chunk, ack, release)
+                if outcome.retry_at is not None:  # not due yet, or someone holds it: look again later
+                    await self.publish([chunk_id], delay_s=max(0.05, outcome.retry_at - now))
+            except BaseException:  # the DB (or the re-publish) failed: the message must not stay in hand
+                await _release_quietly(release)
+                raise
             await ack()  # dropped or re-delayed; look at the next message (waiting ends at the deadline)
 
 
@@ -158,9 +190,15 @@ class MemoryQueue(MessageQueue):
         """Inject a message as-is (tests: an unreadable message is ``None``)."""
         self._q.put_nowait(item)
 
-    async def _receive(self, timeout: float) -> tuple[int | None, Callable[[], Awaitable[None]]] | None:
+    async def _receive(self, timeout: float) -> tuple[int | None, Settle, Settle] | None:
         item = await get_with_timeout(self._q, timeout)
-        return None if item is EMPTY else (item, _noop)
+        if item is EMPTY:
+            return None
+
+        async def release() -> None:
+            self._q.put_nowait(item)
+
+        return item, _noop, release
 
     async def length(self) -> int:
         return self._q.qsize()

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
@@ -23,7 +23,7 @@ from aiormq.exceptions import ChannelInvalidStateError
 
 from voxmesh.clock import Clock, wall
 from voxmesh.errors import Overloaded
-from voxmesh.jobs.queue import EMPTY, MessageQueue, get_with_timeout
+from voxmesh.jobs.queue import EMPTY, MessageQueue, Settle, get_with_timeout
 from voxmesh.storage.db import JobDB
 
 __all__ = ["RabbitQueue"]
@@ -101,7 +101,7 @@ class RabbitQueue(MessageQueue):
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         await self._inbox.put(message)
 
-    async def _receive(self, timeout: float) -> tuple[int | None, Callable[[], Awaitable[None]]] | None:
+    async def _receive(self, timeout: float) -> tuple[int | None, Settle, Settle] | None:
         if not self._consuming:
             await self._queue.consume(self._on_message, no_ack=False)
             self._consuming = True
@@ -116,7 +116,10 @@ class RabbitQueue(MessageQueue):
         async def ack() -> None:
             await message.ack()
 
-        return chunk_id, ack
+        async def release() -> None:
+            await message.nack(requeue=True)  # delivered again, to this runner or another
+
+        return chunk_id, ack, release
 
     async def length(self) -> int:
         # a fresh channel each time: aio-pika channels answer re-declarations from a cache

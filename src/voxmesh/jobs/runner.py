@@ -13,7 +13,8 @@ with exponential backoff and full jitter (``retry_base_s * 2**(attempt-1)``, cap
 chunk with its reason and fails the job. When the last chunk is done the job is stitched in
 order, stored, marked succeeded, and its webhook fired. A job whose stitcher died is picked
 up again by any idle runner (``jobs_to_finalize``). The loop survives a bad message or a
-failing store/DB call (logged, short sleep) and stops only when cancelled.
+failing store/DB call (logged, short sleep) and stops only when cancelled; a chunk whose
+message was not acked when the call failed gives it back to the queue (``Lease.release``).
 """
 
 from __future__ import annotations
@@ -128,6 +129,18 @@ class Runner:
                 log.warning("runner %s: lease renewal failed for chunk %s", self.owner, chunk_id, exc_info=True)
 
     async def process(self, lease: Lease) -> None:
+        """Synthesize, store and complete one leased chunk (or retry / dead-letter it), then
+        finalize its job if that was the last chunk. If anything raises before the chunk's
+        message is acked (a DB restart under ``complete`` or ``retry``, a cancel), the message
+        is released back to the queue: this runner lives on, and a broker with prefetch 1
+        would otherwise never send it another message (see ``voxmesh.jobs.queue``)."""
+        try:
+            await self._process(lease)
+        except BaseException:
+            await lease.release()
+            raise
+
+    async def _process(self, lease: Lease) -> None:
         chunk = lease.chunk
         lost = asyncio.Event()
         beat = asyncio.create_task(self._heartbeat(chunk.id, lost))

@@ -221,3 +221,36 @@ async def test_list_paging(stack: Stack) -> None:
     with pytest.raises(InvalidRequest):
         await stack.service.list(cursor="zz")
     assert json.dumps(page[0].to_dict())
+
+
+class _DbRestart(ConnectionResetError):
+    """What a call raises while PostgreSQL restarts (the runner lives on)."""
+
+
+@pytest.mark.parametrize("call", ["lease_chunk", "complete"])
+async def test_a_failed_db_call_gives_the_message_back(stack: Stack, call: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The chaos soak: a pg-restart under lease_chunk (or complete) left the chunk's message in
+    # the runner's hand, neither acked nor requeued; with RabbitMQ's prefetch of 1 that runner
+    # never got another message and every job stood still. The message must go back.
+    if not isinstance(stack.queue, MemoryQueue):
+        pytest.skip("only message queues carry messages")
+    status = await stack.service.create(text="Only one chunk here.", voice="v", model="m")
+    real = getattr(stack.db, call)
+    failed: list[str] = []
+
+    async def once(*args: object, **kwargs: object) -> object:
+        if not failed:
+            failed.append(call)
+            raise _DbRestart("the database system is shutting down")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(stack.db, call, once)
+    runner = stack.runner()
+    with pytest.raises(_DbRestart):
+        await runner.step()
+    assert failed and await stack.queue.length() == 1  # released: back in the queue
+    stack.clock.advance(stack.settings.jobs.lease_s + 1)  # complete failed: its lease must expire first
+    await stack.drain(runner)
+    assert (await stack.service.get(status.id)).state == "succeeded"
+    chunk = (await stack.db.job_chunks(status.id))[0]
+    assert chunk.synth_calls == 1  # the stored audio was found, not made again
