@@ -62,6 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,9 @@ class Soak:
         self.probe_jobs = 0
         self.final_chunks: dict[str, int] = {}  # job id -> chunks done, once the job is final
         self.last_probe_submit = 0.0
-        self.lost_answers = 0  # job submissions whose answer never came (the stack died meanwhile)
+        self.lost_answers = 0  # job submission tries whose answer never came (the stack died meanwhile)
+        self.abandoned = 0  # submissions given up after a lost answer (retried under their key for 30 s)
+        self.replayed_answers = 0  # answers that were replays of an earlier try (Idempotent-Replayed)
         self.phase = "warm-up"
         self.stop_traffic = asyncio.Event()
         self.stack: subprocess.Popen[bytes] | None = None
@@ -302,23 +305,28 @@ class Soak:
             await asyncio.sleep(rng.uniform(0.05, 0.25))
 
     async def submit_job(self, n: int, *, patient: bool = True, kind: str = "job-submit") -> Job | None:
-        """POST /v1/jobs as a careful client: a 503 (with Retry-After) or a refused connection
-        (nothing was sent) is retried for up to 30 s; an answer lost after sending is not
-        (there is no idempotency key), it is counted instead."""
+        """POST /v1/jobs as a careful client, under one ``Idempotency-Key`` per submission: a
+        503 (with Retry-After) or a refused connection is retried for up to 30 s, and so is an
+        answer lost after sending (the stack died meanwhile): the retry gets the job the first
+        try created (200, ``Idempotent-Replayed``), never a second one. Lost answers and
+        replays are counted."""
         assert self.session is not None
         t, phase = self.now(), self.phase
         body = {"text": job_text(n), "voice": "low", "model": "tts-1", "response_format": "wav"}
+        headers = {"Idempotency-Key": f"chaos-{self.args.seed}-{n}-{uuid.uuid4().hex}"}
         attempts = 0
         while True:
             attempts += 1
             try:
-                async with self.session.post(self.url + "/v1/jobs", json=body,
+                async with self.session.post(self.url + "/v1/jobs", json=body, headers=headers,
                                              timeout=aiohttp.ClientTimeout(total=30)) as r:
                     data = await r.json(content_type=None)
                     if r.status == 503 and patient and self.now() - t < 30:
                         await asyncio.sleep(min(5.0, float(r.headers.get("Retry-After", "1"))))
                         continue
-                    ok = r.status == 201
+                    ok = r.status in (200, 201)
+                    if r.headers.get("Idempotent-Replayed") == "true":
+                        self.replayed_answers += 1
                     self.record(kind, t, ok, f"{r.status}" + (f" after {attempts} tries" if attempts > 1 else ""),
                                 phase)
                     if not ok:
@@ -333,8 +341,12 @@ class Soak:
                 self.record(kind, t, False, "ClientConnectorError", phase)
                 return None
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-                # sent but not answered: the job may exist; not resubmitted, counted
+                # sent but not answered: the job may exist; the same key gets it back
                 self.lost_answers += 1
+                if patient and self.now() - t < 30:
+                    await asyncio.sleep(1.0)
+                    continue
+                self.abandoned += 1  # its job may exist and run: not a duplicate, never acknowledged
                 self.record(kind, t, False, type(exc).__name__, phase)
                 return None
 
@@ -675,10 +687,12 @@ class Soak:
                 "submitted": len(self.jobs),
                 "completed": sum(1 for s in states.values() if s == "succeeded"),
                 "lost": sum(1 for j in self.jobs if states.get(j.id) != "succeeded" or j.id not in listed),
-                "duplicated": max(0, len(ran) - self.lost_answers),
+                "duplicated": max(0, len(ran) - self.abandoned),
                 "created_unacknowledged": len(extra),
                 "unacknowledged_states": {st: list(extra.values()).count(st) for st in set(extra.values())},
                 "answers_lost": self.lost_answers,
+                "answers_replayed": self.replayed_answers,
+                "abandoned": self.abandoned,
                 "identical": identical,
                 "mismatched": len(mismatched),
                 "no_reference": len(no_reference),
@@ -1023,11 +1037,13 @@ def write_report(soak: Soak, result: dict[str, Any], out: Path, command: str) ->
         f"| {jobs['submitted']} | {jobs['completed']} | {jobs['lost']} | {jobs['duplicated']} | "
         f"{jobs['identical']} | {jobs['mismatched']} | {jobs['no_reference']} |",
         "",
-        f"Final states: {jobs['states']}. Submissions sent whose answer never came (the stack died "
-        f"meanwhile; not resubmitted): {jobs['answers_lost']}; jobs the server lists that no answer "
+        f"Final states: {jobs['states']}. Every submission carries an `Idempotency-Key`; tries whose answer "
+        f"never came (the stack died meanwhile) and were sent again under the same key: "
+        f"{jobs.get('answers_lost', 0)}, answered as replays of the first try: {jobs.get('answers_replayed', 0)}, "
+        f"given up after 30 s: {jobs.get('abandoned', 0)}. Jobs the server lists that no answer "
         f"named: {jobs['created_unacknowledged']} {jobs['unacknowledged_states']} (a submission refused "
-        "with 503 leaves a failed job behind and is retried by the client; duplicated = such jobs that ran, "
-        "beyond the lost answers). No reference result: the job's fault-free run (every job again on a fresh "
+        "with 503 leaves a failed job behind and frees its key; the client's retry creates the job; "
+        "duplicated = such jobs that ran, beyond the given-up submissions). No reference result: the job's fault-free run (every job again on a fresh "
         f"stack after the soak) did not succeed in time ({jobs['no_reference_states'] or 'none'}); such a job "
         "is unchecked, not differing, and fails the run all the same.",
     ]

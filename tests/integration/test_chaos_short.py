@@ -36,7 +36,7 @@ def test_short_chaos_soak_loses_nothing(tmp_path: Path) -> None:
     result = json.loads(out.with_suffix(".json").read_text())
     jobs = result["jobs"]
     assert jobs["submitted"] >= 10
-    assert jobs["lost"] == 0 and jobs["duplicated"] == 0, jobs
+    assert jobs["lost"] == 0 and jobs["duplicated"] == 0 and jobs["abandoned"] == 0, jobs
     assert jobs["identical"] == jobs["completed"] == jobs["submitted"], jobs
     kinds = [f["kind"] for f in result["faults"]]
     assert {"worker-kill", "stack-kill", "runner-kill"} <= set(kinds), kinds
