@@ -46,7 +46,7 @@ before the first fault and after the last, and any process of this data dir that
 child of the live stack (a leftover).
 
     python benchmarks/chaos.py --minutes 5 --seed 1 --out benchmarks/reports/chaos.md
-    python benchmarks/chaos.py --minutes 30 --seed 1 --out benchmarks/reports/chaos.md   # make bench
+    python benchmarks/chaos.py --minutes 30 --seed 1 --out benchmarks/reports/chaos_30min.md   # make bench
 """
 
 from __future__ import annotations
@@ -990,7 +990,7 @@ def write_report(soak: Soak, result: dict[str, Any], out: Path, command: str) ->
         "# Chaos soak",
         "",
         f"Command: `{command}` (seed {soak.args.seed}; {result['soak_s'] / 60:.1f} min of traffic). "
-        "`make bench` runs the 30-minute version: `python benchmarks/chaos.py --minutes 30 --seed 1`.",
+        "`make bench` runs the 30-minute version: `python benchmarks/chaos.py --minutes 30 --seed 1 --out benchmarks/reports/chaos_30min.md`.",
         "",
         f"Stack: `voxmesh up` (tone engine, {REPLICAS} replicas, mTLS), 1 in-process runner + 1 runner process; "
         f"jobs DB: {'private PostgreSQL' if soak.pg else 'SQLite in the data dir'}; queue: "

@@ -38,7 +38,7 @@ BENCHES: dict[str, list[str]] = {
     "cpu_probe": [PY, "benchmarks/cpu_probe.py", "--conc", "1,2,4,8", "--window", "20", "--rounds", "2"],
     # voices.py and voices_ceiling.py judge with resemblyzer (torch), not a project dependency: see their docs
     # 30 minutes of faults on the local stack (private PostgreSQL, RabbitMQ, S3; root for the tmpfs)
-    "chaos": [PY, "benchmarks/chaos.py", "--minutes", "30", "--seed", "1", "--out", "benchmarks/reports/chaos.md"],
+    "chaos": [PY, "benchmarks/chaos.py", "--minutes", "30", "--seed", "1", "--out", "benchmarks/reports/chaos_30min.md"],
 }
 
 
