@@ -36,6 +36,16 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The metadata DB twice: a file SQLite (WAL) in the test's tmp dir, and a fresh PostgreSQL
+    database (``pg_url``; skipped when none listens)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'meta.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database (asyncpg URL), dropped after the test."""

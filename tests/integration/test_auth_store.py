@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,17 +14,9 @@ from voxmesh.storage.db import JobDB, NewChunk, NewJob
 from voxmesh.storage.schema import api_keys
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'meta.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
-async def store(db_url: str) -> AsyncIterator[TenantStore]:
-    s = await TenantStore.open(db_url, key_cache_s=60.0)
+async def store(sql_url: str) -> AsyncIterator[TenantStore]:
+    s = await TenantStore.open(sql_url, key_cache_s=60.0)
     try:
         yield s
     finally:
@@ -70,8 +61,8 @@ async def test_keys_are_stored_hashed_and_checked(store: TenantStore) -> None:
         await store.revoke_key("000000000000")
 
 
-async def test_a_second_process_sees_a_revocation_within_the_cache_time(db_url: str, store: TenantStore) -> None:
-    other = await TenantStore.open(db_url, key_cache_s=0.2)
+async def test_a_second_process_sees_a_revocation_within_the_cache_time(sql_url: str, store: TenantStore) -> None:
+    other = await TenantStore.open(sql_url, key_cache_s=0.2)
     try:
         rec, key = await store.create_key("acme", frozenset({"tts:speak"}))
         assert await other.lookup_key(key) is not None
@@ -83,8 +74,8 @@ async def test_a_second_process_sees_a_revocation_within_the_cache_time(db_url: 
         await other.close()
 
 
-async def test_jobs_belong_to_their_tenant(db_url: str) -> None:
-    db = await JobDB.open(db_url)
+async def test_jobs_belong_to_their_tenant(sql_url: str) -> None:
+    db = await JobDB.open(sql_url)
     try:
         for i, tenant in enumerate(["acme", "globex", "acme", "default"]):
             job = NewJob(f"job{i}", "m", "v", "wav", {}, None, [], None, tenant)

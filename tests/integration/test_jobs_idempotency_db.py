@@ -5,9 +5,6 @@ replays of it. (The unit tests' in-memory SQLite shares one connection, so it ca
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-
-import pytest
 
 from voxmesh.clock import FakeClock
 from voxmesh.jobs.queue import DbQueue
@@ -17,16 +14,8 @@ from voxmesh.storage.db import JobDB
 from voxmesh.storage.memory import MemoryObjectStore
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-async def test_concurrent_submissions_with_one_key_make_one_job(db_url: str) -> None:
-    db = await JobDB.open(db_url)
+async def test_concurrent_submissions_with_one_key_make_one_job(sql_url: str) -> None:
+    db = await JobDB.open(sql_url)
     clock = FakeClock(1_000_000.0)
     queue = DbQueue(db, clock=clock)
     service = JobService(Settings(jobs={"chunk_chars": 40}), db, MemoryObjectStore(), queue, clock=clock)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
@@ -16,17 +15,9 @@ from voxmesh.storage.migrate import migrate
 from voxmesh.storage.schema import metadata
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
-async def db(db_url: str) -> AsyncIterator[JobDB]:
-    d = await JobDB.open(db_url)
+async def db(sql_url: str) -> AsyncIterator[JobDB]:
+    d = await JobDB.open(sql_url)
     try:
         yield d
     finally:
@@ -38,9 +29,9 @@ def _job(job_id: str, n: int) -> tuple[NewJob, list[NewChunk]]:
     return job, [NewChunk(i, 0, f"sentence {i}.", f"{i:064x}") for i in range(n)]
 
 
-async def test_migrate_is_idempotent_and_matches_schema(db_url: str, db: JobDB) -> None:
-    await migrate(db_url)
-    await asyncio.gather(migrate(db_url), migrate(db_url))
+async def test_migrate_is_idempotent_and_matches_schema(sql_url: str, db: JobDB) -> None:
+    await migrate(sql_url)
+    await asyncio.gather(migrate(sql_url), migrate(sql_url))
 
     def columns(conn: object) -> dict[str, set[str]]:
         insp = inspect(conn)
