@@ -77,11 +77,11 @@ def test_a_preempted_segment_reruns_on_one_core_then_gets_its_share() -> None:
     assert s.threads_for(1, now=2.0) == 4
 
 
-SUBMIT, RELEASE, SEGMENT = range(3)
+SUBMIT, RELEASE, SEGMENT, SET_CAP = range(4)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(SUBMIT, SEGMENT), st.integers(0, 40)), max_size=120),
+@given(st.lists(st.tuples(st.integers(SUBMIT, SET_CAP), st.integers(0, 40)), max_size=120),
        st.sampled_from([2, 4, 8, 16]), st.integers(0, 8), st.sampled_from([0.0, 0.5]),
        st.sampled_from([None, 1, 2, 4, 6]), st.sampled_from([0.0, 2.0]))
 def test_invariants_on_n_cores(ops: list[tuple[int, int]], cores: int, max_queue: int, preempt_frac: float,
@@ -98,6 +98,7 @@ def test_invariants_on_n_cores(ops: list[tuple[int, int]], cores: int, max_queue
     def granted(grants: list[Grant]) -> None:
         for g in grants:
             assert g.threads in classes and g.threads <= cap
+            assert g.threads <= s.max_useful_threads  # the measured cap in use, where one is set
             started.append(g.ticket)
             running.append(g.ticket)
 
@@ -118,10 +119,13 @@ def test_invariants_on_n_cores(ops: list[tuple[int, int]], cores: int, max_queue
             granted(s.release(ticket, now=now))
         elif op == SEGMENT and running:
             threads = s.threads_for(running[pick % len(running)], now=now, cost=4.0)
-            assert threads in classes and threads <= cap
+            assert threads in classes and threads <= cap and threads <= s.max_useful_threads
             demand = s.in_flight + s.queued
             assert threads <= max(1, cores // demand)  # never above its fair share
             granted(s.admit_waiting(now=now))
+        elif op == SET_CAP:  # the worker's measured speed-ups move the cap (worker/speedup.py)
+            ordered = sorted(classes)
+            s.set_max_useful(ordered[pick % len(ordered)] if pick % 5 else None)
         assert s.in_flight <= cores
         assert s.threads_granted <= cores  # never oversubscribed
         assert s.queued <= max_queue

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from voxmesh.worker.admission import Admission, Slot
 from voxmesh.worker.calibrate import calibrate
@@ -147,49 +145,6 @@ def test_a_class_that_does_not_pay_is_never_granted() -> None:
     assert s.threads_for(1) == 1
     s.release(2)
     assert s.threads_for(1) == 1
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40)), max_size=100),
-       st.sampled_from([2, 4, 8, 16]), st.sampled_from([None, 2, 4]))
-def test_invariants_hold_while_the_measured_cap_moves(ops: list[tuple[int, int]], cores: int,
-                                                      configured: int | None) -> None:
-    s = CoreScheduler(cores=cores, max_queue=6, max_useful_threads=configured, preempt_frac=0.5)
-    classes = thread_classes(cores)
-    running: list[int] = []
-    live: list[int] = []
-    started: list[int] = []
-    ticket = 0
-
-    def granted(grants: list[Grant]) -> None:
-        for g in grants:
-            assert g.threads <= s.max_useful_threads
-            started.append(g.ticket)
-            running.append(g.ticket)
-
-    for now, (op, pick) in enumerate(ops):
-        if op == 0:
-            ticket += 1
-            admit, grant = s.submit(ticket, now=now)
-            if admit is not Admit.REJECTED:
-                live.append(ticket)
-            granted([grant] if grant else [])
-            for taken in s.take_preempted():
-                assert s.threads_for(taken, now=now, cost=4.0) == 1
-        elif op == 1 and live:
-            t = live.pop(pick % len(live))
-            if t in running:
-                running.remove(t)
-            granted(s.release(t, now=now))
-        elif op == 2 and running:
-            threads = s.threads_for(running[pick % len(running)], now=now, cost=4.0)
-            assert threads <= s.max_useful_threads
-            granted(s.admit_waiting(now=now))
-        else:
-            s.set_max_useful(classes[pick % len(classes)] if pick % 5 else None)
-        assert s.threads_granted <= cores
-        assert s.queued == 0 or s.threads_granted == cores
-    assert started == sorted(started)
 
 
 async def test_only_segments_of_a_steady_worker_feed_the_profile() -> None:
