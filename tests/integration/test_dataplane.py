@@ -197,8 +197,11 @@ async def test_one_upstream_failing_half_the_time(upstreams: Upstreams, gateway_
     route = topo["routes"][0]
     budget = topo["deployments"]["tts"]["retry_budget"]
     flaky = ep_view(gw, "tts", "flaky")
-    assert flaky["requests"] > 10 and flaky["success_rate"] < 0.8  # it really failed and was retried
-    assert route["retries"] > 0
+    # It really failed and every failure was retried. How many picks it gets depends on how fast
+    # peak-EWMA learns to avoid it (10 to 60 of 400 here), so count its failures, not its picks.
+    failures = round(flaky["requests"] * (1 - flaky["success_rate"]))
+    assert failures >= 3 and flaky["success_rate"] < 0.8, flaky
+    assert route["retries"] >= failures - (total - statuses[200]), (route, flaky)
     # within the budget: 20% of the requests plus 10/s over the 10 s window
     assert route["retries"] <= 0.2 * total + 10 * 10
     assert budget["refused"] == 0
