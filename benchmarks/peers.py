@@ -14,6 +14,10 @@ usage:
     .venv/bin/python benchmarks/peers.py --duration 5 --raw-rounds 1 --raw-reps 1 --max-attempts 1
     .venv/bin/python benchmarks/peers.py --configs vox-piper fastapi-w1 --conc 1,8
     .venv/bin/python benchmarks/peers.py --report-only TAG     # re-render a finished run
+    .venv/bin/python benchmarks/peers.py --runs 3 --configs raw-piper-1x2 raw-piper-2x1 vox-piper \
+        vox-gw-piper litserve-w2 --raw-rounds 2 --raw-reps 2 --max-attempts 2 --wait-load 0.8
+                             # three full runs, then reports/peers_runs.md (goals per run, spread,
+                             # CPU-s per request); --report-runs TAG TAG TAG re-renders it
     --wait-load 0.5 --wait-max 2400   wait for the 1-min load average to stay below 0.5
                                       for a minute before starting (poll every 60 s)
 
@@ -78,7 +82,7 @@ def work_dir(arg: str | None) -> Path:
     return Path(arg or os.environ.get("PEERS_WORK") or Path.home() / ".cache" / "voxmesh-peers")
 
 
-def prepare(work: Path) -> None:
+def prepare(work: Path, configs: list[str]) -> None:
     """Copy harness + shim into ``work``; build the peers' venvs if missing (as run_all.sh)."""
     work.mkdir(parents=True, exist_ok=True)
     for f in HARNESS.glob("*.py"):
@@ -89,8 +93,11 @@ def prepare(work: Path) -> None:
     shutil.copytree(HARNESS / "servers", work / "servers", copy_function=shutil.copyfile)
     shutil.rmtree(work / "vox", ignore_errors=True)
     shutil.copytree(SHIM, work / "vox", ignore=shutil.ignore_patterns("__pycache__"))
+    need = {"v_fastapi"} | {f"v_{c.split('-')[0]}" for c in configs if f"v_{c.split('-')[0]}" in VENVS}
     for venv, pkgs in VENVS.items():
         py = work / venv / "bin" / "python"
+        if venv not in need:
+            continue
         if py.exists() and subprocess.run([str(py), "-c", VENV_PROBE[venv]], capture_output=True).returncode == 0:
             continue
         print(f"building {venv} (once) ...", flush=True)
@@ -157,15 +164,39 @@ def wait_quiet_load(limit: float, max_wait: float) -> list[tuple[str, float]]:
     return log
 
 
-def _load_report() -> Any:
-    """benchmarks/peers/report.py (a plain file: ``peers`` the module would be this script)."""
-    import importlib.util
+def _shim(name: str) -> Any:
+    """A module of benchmarks/peers/ (plain files: ``peers`` the package would be this script)."""
+    if str(SHIM) not in sys.path:
+        sys.path.insert(0, str(SHIM))
+    import importlib
 
-    spec = importlib.util.spec_from_file_location("voxmesh_peers_report", SHIM / "report.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module(name)
+
+
+def run_once(a: argparse.Namespace, work: Path, tag: str, report: Path) -> None:
+    """One full pass of every config, then its single-run report."""
+    load_log = wait_quiet_load(a.wait_load, a.wait_max) if a.wait_load > 0 else []
+    plan_path = work / f"plan_{tag}.json"
+    plan_path.write_text(json.dumps(plan(work, a.configs), indent=1))
+    (work / f"run_{tag}.json").write_text(json.dumps(dict(argv=sys.argv, load_wait=load_log,
+                                                          started=time.strftime("%Y-%m-%d %H:%M:%S"))))
+    cmd = [str(work / "v_fastapi" / "bin" / "python"), str(work / "vox" / "driver.py"), "--plan", str(plan_path),
+           "--tag", tag, "--duration", str(a.duration), "--warmup", str(a.warmup), "--conc", a.conc,
+           "--raw-rounds", str(a.raw_rounds), "--raw-reps", str(a.raw_reps), "--raw-extra", str(a.raw_extra), "--quiet-max", str(a.quiet_max),
+           "--max-attempts", str(a.max_attempts)]
+    subprocess.run(cmd, cwd=work, check=True)
+    _shim("report").write_report(work, tag, report, command=" ".join(["benchmarks/peers.py", *sys.argv[1:]]))
+
+
+def runs_report(work: Path, tags: list[str], out: Path) -> None:
+    """The several-runs report, with each run's own report written beside it (peers_runs/)."""
+    per_run: dict[str, str] = {}
+    for t in tags:
+        path = out.parent / "peers_runs" / f"peers_{t}.md"
+        _shim("report").write_report(work, t, path, command=None)
+        per_run[t] = str(path.relative_to(out.parent))
+    command = "benchmarks/peers.py " + " ".join(a for a in sys.argv[1:])
+    _shim("runs").write_runs_report(work, tags, out, command, per_run)
 
 
 def main() -> None:
@@ -185,25 +216,29 @@ def main() -> None:
     ap.add_argument("--wait-max", type=float, default=2400)
     ap.add_argument("--report-only", default=None, metavar="TAG")
     ap.add_argument("--report", default=str(REPORTS / "peers.md"))
+    ap.add_argument("--runs", type=int, default=1,
+                    help="full runs one after another (tags TAG-1 .. TAG-N), then the runs report")
+    ap.add_argument("--report-runs", nargs="*", default=None, metavar="TAG",
+                    help="re-render the runs report of finished runs")
+    ap.add_argument("--runs-report", default=str(REPORTS / "peers_runs.md"))
     a = ap.parse_args()
     work = work_dir(a.work)
-    write_report = _load_report().write_report
 
     if a.report_only:
-        write_report(work, a.report_only, Path(a.report), command=None)
+        _shim("report").write_report(work, a.report_only, Path(a.report), command=None)
         return
-    prepare(work)
-    load_log = wait_quiet_load(a.wait_load, a.wait_max) if a.wait_load > 0 else []
-    plan_path = work / f"plan_{a.tag}.json"
-    plan_path.write_text(json.dumps(plan(work, a.configs), indent=1))
-    (work / f"run_{a.tag}.json").write_text(json.dumps(dict(argv=sys.argv, load_wait=load_log,
-                                                            started=time.strftime("%Y-%m-%d %H:%M:%S"))))
-    cmd = [str(work / "v_fastapi" / "bin" / "python"), str(work / "vox" / "driver.py"), "--plan", str(plan_path),
-           "--tag", a.tag, "--duration", str(a.duration), "--warmup", str(a.warmup), "--conc", a.conc,
-           "--raw-rounds", str(a.raw_rounds), "--raw-reps", str(a.raw_reps), "--raw-extra", str(a.raw_extra), "--quiet-max", str(a.quiet_max),
-           "--max-attempts", str(a.max_attempts)]
-    subprocess.run(cmd, cwd=work, check=True)
-    write_report(work, a.tag, Path(a.report), command=" ".join(["benchmarks/peers.py", *sys.argv[1:]]))
+    if a.report_runs:
+        runs_report(work, a.report_runs, Path(a.runs_report))
+        return
+    prepare(work, a.configs)
+    if a.runs == 1:
+        run_once(a, work, a.tag, Path(a.report))
+        return
+    tags = [f"{a.tag}-{i}" for i in range(1, a.runs + 1)]
+    for t in tags:
+        print(f"== run {t}", flush=True)
+        run_once(a, work, t, Path(a.runs_report).parent / "peers_runs" / f"peers_{t}.md")
+    runs_report(work, tags, Path(a.runs_report))
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_run", "raw_rep_clean", "write_report"]
+__all__ = ["cpu_per_request", "goal_metrics", "load_run", "raw_rep_clean", "write_report"]
 
 PEER_ORDER = ["fastapi-w1", "fastapi-w2", "fastapi-w1-t1", "fastapi-w2-t2", "litserve-w1", "litserve-w2",
               "ray-r1", "ray-r2", "vox-piper", "vox-gw-piper"]
 RAW_REF = {"vox-piper": ("raw-piper-1x2", "raw-piper-2x1"), "vox-gw-piper": ("raw-piper-1x2", "raw-piper-2x1"),
-           "vox-kokoro": ("raw-vox-kokoro-1x2", "raw-vox-kokoro-2x1")}
+           "vox-kokoro": ("raw-vox-kokoro-1x2", "raw-vox-kokoro-2x1"),
+           "litserve-w2": ("raw-piper-1x2", "raw-piper-2x1")}  # the same goals, for comparison
 
 
 
@@ -34,6 +35,12 @@ def raw_rep_clean(rec: dict[str, Any]) -> bool:
     """A raw repetition is clean when its foreign CPU is at most 1.0 CPU-s or 2.5 % of the
     machine over its wall time (2 cores), whichever is larger (see the module docstring)."""
     return bool(rec["foreign_cpu_s"] <= max(1.0, 0.025 * 2 * rec.get("wall_s", 0.0)))
+
+
+def cpu_per_request(level: dict[str, Any]) -> float | None:
+    """CPU-seconds the server's process tree spent per request completed in the window."""
+    n = level.get("n_ok") or 0
+    return level["server_cpu_s"] / n if n else None
 
 
 def load_run(work: Path, tag: str) -> tuple[dict[str, Any], dict[str, dict[int, Any]], dict[str, Any]]:
@@ -66,6 +73,7 @@ def load_run(work: Path, tag: str) -> tuple[dict[str, Any], dict[str, dict[int, 
                              lat_mean_s=med("lat_mean_s"), load_s=max(max(r["load_s"]) for r in cl),
                              foreign=[r["foreign_cpu_s"] for r in ok], n_clean=sum(r["clean"] for r in ok),
                              n=len(ok), unclean=not any(r["clean"] for r in ok),
+                             cpu_per_utt=statistics.median(sum(r["proc_cpu_s"]) / r["n_utts"] for r in cl),
                              spread=(min(r["audio_s_per_s"] for r in cl), max(r["audio_s_per_s"] for r in cl)))
     lev_pick: dict[str, dict[int, Any]] = {}
     for cfg, per in levels.items():
@@ -74,6 +82,7 @@ def load_run(work: Path, tag: str) -> tuple[dict[str, Any], dict[str, dict[int, 
             cl = [r for r in rs if r.get("clean", True)]
             lev_pick[cfg][conc] = cl[-1] if cl else dict(min(rs, key=lambda r: r["foreign_cpu_s"]), unclean=True)
             lev_pick[cfg][conc]["attempts"] = len(rs)
+            lev_pick[cfg][conc]["cpu_per_req"] = cpu_per_request(lev_pick[cfg][conc])
     return raw_pick, lev_pick, metas
 
 
@@ -92,20 +101,20 @@ def _served_order(levels: dict[str, Any], metas: dict[str, Any]) -> list[str]:
     return [c for c in PEER_ORDER if c in names] + sorted(n for n in names if n not in PEER_ORDER)
 
 
-def _goals(cfg: str, raws: dict[str, Any], levels: dict[str, Any], metas: dict[str, Any]) -> list[str]:
+def goal_metrics(cfg: str, raws: dict[str, Any], levels: dict[str, Any]) -> list[dict[str, Any]]:
+    """The speed goals of a served config against the raw rows of the same run: one dict per
+    goal with ``name``, ``value`` (the ratio), ``ok`` (None where the raw reference was not
+    clean) and ``text`` (the figures behind it)."""
     if cfg not in RAW_REF or cfg not in levels:
         return []
     r1, r2 = (raws.get(n, {}) for n in RAW_REF[cfg])
     lv = {c: r for c, r in levels[cfg].items() if r.get("p50_ms")}
-    out: list[str] = []
-
-    def line(ok: bool | None, text: str) -> None:
-        verdict = "n/a (raw reference not clean in this run)" if ok is None else ("PASS" if ok else "FAIL")
-        out.append(f"- {verdict}: {text}")
-
+    out: list[dict[str, Any]] = []
     if "lat_p50_s" in r1 and 1 in lv:
         ratio = lv[1]["p50_ms"] / (r1["lat_p50_s"] * 1000)
-        line(None if r1.get("unclean") else ratio <= 1.05, f"conc 1 p50 {lv[1]['p50_ms']:.0f} ms = {ratio:.3f}x raw 1x2 ({r1['lat_p50_s'] * 1000:.0f} ms); goal <= 1.05x")
+        out.append(dict(name="conc 1 p50 / raw 1x2", value=ratio, goal="<= 1.05",
+                        ok=None if r1.get("unclean") else ratio <= 1.05,
+                        text=f"conc 1 p50 {lv[1]['p50_ms']:.0f} ms = {ratio:.3f}x raw 1x2 ({r1['lat_p50_s'] * 1000:.0f} ms); goal <= 1.05x"))
     # Throughput is compared in utterances per second: the sentences are the same for every
     # config, but voxmesh appends a punctuation pause after each sentence, so its WAVs are
     # ~4.5 % longer than piper-tts's and audio-s/s would flatter it.
@@ -113,11 +122,30 @@ def _goals(cfg: str, raws: dict[str, Any], levels: dict[str, Any], metas: dict[s
     if best:
         for c in sorted(k for k in lv if k >= 2):
             ratio = lv[c]["rps"] / best
-            line(None if (r1.get("unclean") and r2.get("unclean")) else ratio >= 0.97, f"conc {c} {lv[c]['rps']:.2f} req/s ({lv[c]['audio_s_per_s']:.2f} audio-s/s) = "
-                 f"{ratio:.3f}x best raw ({best:.2f} utt/s); goal >= 0.97x")
+            out.append(dict(name=f"conc {c} req/s / best raw", value=ratio, goal=">= 0.97",
+                            ok=None if (r1.get("unclean") and r2.get("unclean")) else ratio >= 0.97,
+                            text=f"conc {c} {lv[c]['rps']:.2f} req/s ({lv[c]['audio_s_per_s']:.2f} audio-s/s) = "
+                                 f"{ratio:.3f}x best raw ({best:.2f} utt/s); goal >= 0.97x"))
     if 8 in lv:
         ratio = lv[8]["p99_ms"] / lv[8]["p50_ms"]
-        line(ratio <= 1.05, f"conc 8 p99/p50 = {ratio:.3f} ({lv[8]['p99_ms']:.0f}/{lv[8]['p50_ms']:.0f} ms); goal <= 1.05")
+        out.append(dict(name="conc 8 p99 / p50", value=ratio, goal="<= 1.05", ok=ratio <= 1.05,
+                        text=f"conc 8 p99/p50 = {ratio:.3f} ({lv[8]['p99_ms']:.0f}/{lv[8]['p50_ms']:.0f} ms); goal <= 1.05"))
+    return out
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a (raw reference not clean in this run)" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def _goals(cfg: str, raws: dict[str, Any], levels: dict[str, Any], metas: dict[str, Any]) -> list[str]:
+    out = [f"- {_verdict(g['ok'])}: {g['text']}" for g in goal_metrics(cfg, raws, levels)]
+    if not out:
+        return []
+
+    def line(ok: bool | None, text: str) -> None:
+        out.append(f"- {_verdict(ok)}: {text}")
+
+    lv = {c: r for c, r in levels[cfg].items() if r.get("p50_ms")}
     m = metas.get(cfg, {})
     if m.get("startup_s") is not None:
         line(m["startup_s"] <= 3.0, f"start to first response {m['startup_s']:.2f} s; goal <= 3 s")
@@ -268,6 +296,18 @@ def write_report(work: Path, tag: str, out: Path, command: str | None) -> None:
         L.append(f"| {rn} | {r['audio_s_per_s']:.2f} | {r['spread'][0]:.2f}-{r['spread'][1]:.2f} | "
                  f"{r['lat_p50_s'] * 1000:.0f} | {r['lat_mean_s'] * 1000:.0f} | {r['load_s']:.2f} | "
                  f"{r['n_clean']}/{r['n']} | {r['foreign']} |")
+    L.append("\n## CPU-seconds per request\n")
+    L.append("Served: the server's process tree over the 30 s window / requests completed in it. "
+             "Raw: the engine processes' CPU / sentences.\n")
+    concs = sorted({c for lv in levels.values() for c in lv})
+    L.append("| config | " + " | ".join(f"conc {c}" for c in concs) + " |")
+    L.append("|---|" + "---|" * len(concs))
+    for rn, r in raws.items():
+        if "cpu_per_utt" in r:
+            L.append(f"| {rn} (in-process) | {r['cpu_per_utt']:.3f} (all) |" + " |" * (len(concs) - 1))
+    for cfg in cfgs:
+        lv = levels.get(cfg, {})
+        L.append(f"| {cfg} | " + " | ".join(_f(lv[c].get("cpu_per_req"), 3) if c in lv else "-" for c in concs) + " |")
     L.append("\n## Served, per level (foreign CPU = machine busy - server - client, per window)\n")
     L.append("| config | conc | req/s | audio s/s | p50 ms | p95 ms | p99 ms | p99/p50 | max ms | errors | "
              "server CPU-s | foreign CPU-s | attempts | RSS / PSS after level MB |")
