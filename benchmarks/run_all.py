@@ -31,6 +31,11 @@ BENCHES: dict[str, list[str]] = {
     "mt": [PY, "benchmarks/mt.py", "quality", "speed", "http", "gateway", "--threads", "1", "--batch-sizes", "1,8"],
     "tail": [PY, "benchmarks/tail.py", "--seconds", "120", "--windows", "200"],
     "peers": [PY, "benchmarks/peers.py", "--wait-load", "0.5"],
+    # the 2-core goals of issue 18, three full runs of the Piper rows with LitServe (~35 min each)
+    "peers_runs": [PY, "benchmarks/peers.py", "--runs", "3", "--configs", "raw-piper-1x2", "raw-piper-2x1", "vox-piper",
+                   "vox-gw-piper", "litserve-w2", "--raw-rounds", "2", "--raw-reps", "2", "--max-attempts", "2",
+                   "--wait-load", "0.8", "--wait-max", "600"],
+    "scale": [PY, "benchmarks/scale.py", "--duration", "6", "--conc", "1,2,3,4", "--out", "benchmarks/reports/scale.md"],
     "dashboard": [PY, "benchmarks/dashboard_cost.py", "--seconds", "60", "--rounds", "2"],
     "auth_guard": [PY, "benchmarks/auth_guard.py", "--n", "3000", "--out", "benchmarks/reports/auth_guard.md"],
     "tenants": [PY, "benchmarks/tenants.py", "--report", "benchmarks/reports/tenants.md"],

@@ -277,6 +277,7 @@ def write_report(work: Path, tag: str, out: Path, command: str | None) -> None:
 
     # ---- plots ---------------------------------------------------------------------------
     png = out.with_suffix(".png")
+    out.parent.mkdir(parents=True, exist_ok=True)
     _plot(levels, raws, piper_cfgs, ["raw-piper-1x2", "raw-piper-2x1"], png,
           "Piper joe: throughput and p99 vs concurrency (2 cores)")
     L.append(f"\n![throughput and p99, piper]({png.name})\n")

@@ -79,6 +79,18 @@ async def page(browser: Any, stack: Stack) -> AsyncIterator[Page]:
     await ctx.close()
 
 
+async def _scaling_state(url: str) -> str:
+    """What the autoscaler saw of voice-v1, and what the gateway routed to it."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/admin/autoscaler") as r:
+            scaler = await r.json()
+        async with http.get(url + "/admin/topology") as r:
+            topo = await r.json()
+    dep = topo["deployments"].get("voice-v1", {})
+    return (f"autoscaler voice-v1: {scaler['deployments'].get('voice-v1')}; last events: {scaler['events'][-5:]}; "
+            f"endpoints: {[(e['id'], e.get('in_flight'), e.get('requests')) for e in dep.get('endpoints', [])]}")
+
+
 async def _at_least(locator: Any, n: int) -> bool:
     return bool(await locator.count() >= n)
 
@@ -111,7 +123,7 @@ async def test_updates_under_load_and_shows_every_edge_of_the_stack(page: Page, 
         assert int((await row.locator("td").all_inner_texts())[2]) > first  # live: the count moves
         # replicas follow load: the autoscaler's decision to scale voice-v1 shows with its reason
         scaled = page.page.locator('#autoscaler tr[data-event="scale"]', has_text="voice-v1")
-        await until(scaled.count, 25, "a scale event for voice-v1")
+        await until(scaled.count, 25, "a scale event for voice-v1", explain=lambda: _scaling_state(stack.url))
         # ... and the replicas panel follows: more than one serving replica of voice-v1, drawn over time
         reps = page.page.locator('#replicas .deployment[data-deployment="voice-v1"]')
         await until(lambda: reps.locator("tr[data-replica]", has_text="serving").count(), 10, "serving replicas")

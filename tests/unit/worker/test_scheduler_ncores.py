@@ -1,6 +1,6 @@
 """The core scheduler on N cores: thread classes, fair shares, the engine's useful-thread cap,
-and the invariants of ``test_scheduler.py`` (never oversubscribed, no idle core while a
-request waits, FIFO start order) for N in {2, 4, 8, 16}."""
+and the scheduler's invariants (never oversubscribed, no idle core while a
+request waits, FIFO start order) for N in {1, 2, 3, 4, 8, 16}."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ SUBMIT, RELEASE, SEGMENT, SET_CAP = range(4)
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(SUBMIT, SET_CAP), st.integers(0, 40)), max_size=120),
-       st.sampled_from([2, 4, 8, 16]), st.integers(0, 8), st.sampled_from([0.0, 0.5]),
+       st.sampled_from([1, 2, 3, 4, 8, 16]), st.integers(0, 8), st.sampled_from([0.0, 0.5, 1.0]),
        st.sampled_from([None, 1, 2, 4, 6]), st.sampled_from([0.0, 2.0]))
 def test_invariants_on_n_cores(ops: list[tuple[int, int]], cores: int, max_queue: int, preempt_frac: float,
                                useful: int | None, calm_s: float) -> None:
