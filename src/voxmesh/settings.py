@@ -62,6 +62,9 @@ class WorkerSettings(BaseModel):
     speedup_min: float = Field(
         1.1, ge=1.0,
         description="a thread class is granted only if it runs this many times faster than the class below it")
+    speedup_min_samples: int = Field(
+        3, ge=1,
+        description="served segments of a thread class (their median) before its measure can hold the class back")
     speedup_refresh_s: float = Field(
         60.0, gt=0,
         description="a class that did not pay is tried again on a lone request when its measure is this old")

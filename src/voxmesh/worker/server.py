@@ -93,7 +93,8 @@ class WorkerApp:
         #: measured speed-up per thread class, for engines whose thread count picks a session
         #: (the others ignore it: nothing to measure); see voxmesh.worker.speedup
         self.profile = (SpeedProfile(thread_classes(cores), min_speedup=settings.speedup_min,
-                                     refresh_s=settings.speedup_refresh_s)
+                                     refresh_s=settings.speedup_refresh_s,
+                                     min_samples=settings.speedup_min_samples)
                         if hasattr(engine, "session_classes") else None)
         self.calibration_s: float | None = None  # the warm-up calibration's cost, once run
         self.calibration_wait_s: float | None = None  # of which waiting for the background sessions

@@ -11,7 +11,13 @@ Algorithm
       (contention from outside can only add time, so the minimum is the least disturbed).
     * Kept fresh from served segments (:meth:`SpeedProfile.observe`): an EWMA per class
       (``alpha``; the first sample of a class, or one that finds its estimate older than
-      ``refresh_s``, replaces it: an old measure is no base to average into). The worker feeds only
+      ``refresh_s``, replaces it: an old measure is no base to average into). A served
+      estimate *settles* after ``min_samples`` samples: until then it is the median of its
+      samples and cannot hold a class back (see :meth:`pays`), and the EWMA starts from that
+      median. One segment is no measure: the first wide segment of a worker runs while the
+      one-thread session is still being made beside it, on a cold arena, and came out 1.5x
+      slower than one thread (speed-up 0.65) on a quiet 2-core machine; taken as the
+      estimate, it held every lone request on one core for ``refresh_s``. The worker feeds only
       segments that ran on a *steady* worker: not interrupted, and no request started, ended
       or changed its grant while the segment ran (see :class:`~voxmesh.worker.admission.Slot`).
       Such a segment ran in the conditions its class is granted in: on 2 cores a one-core
@@ -34,14 +40,15 @@ Algorithm
       class that does not pay cannot be skipped while a larger one is granted. Thread scaling
       is concave (what doubling ``k`` does not buy, doubling again rarely does), so little is
       lost. A class with no estimate yet counts as useful, so it gets granted and measured;
+      so does a class whose estimate has not settled, and the walk stops there until it has;
       ``None`` (no cap from measurement) while nothing is measured.
     * Staleness: a class that does not pay is never granted, so served segments would never
       refresh its estimate, and one disturbed calibration would hold it back for good. When
       the first class that does not pay has not been updated for ``refresh_s`` seconds,
       :meth:`useful_max` lets it through until a served segment at that class updates it (the
       next segments whose share reaches it, at most one class above the cap); that sample replaces the old
-      estimate, so one retry is enough to recover from a calibration that a burst of foreign
-      load disturbed. ``refresh_s = inf`` never retries.
+      estimate and starts a new one, which settles after ``min_samples`` segments, so a
+      calibration that a burst of foreign load disturbed holds nothing back for long. ``refresh_s = inf`` never retries.
 
 Limits
     Seconds per character depend a little on the sentence (a short one pays a fixed cost
@@ -57,6 +64,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -69,13 +77,15 @@ class ClassEstimate:
     seconds_per_unit: float
     updated_at: float
     samples: int  # served segments folded in since the seed (0: calibration only)
+    settling: tuple[float, ...] = ()  # the samples of an estimate that has not settled yet
 
 
 class SpeedProfile:
     """Per thread class, seconds per cost unit; the largest class whose threads still pay."""
 
     def __init__(self, classes: Iterable[int], *, min_speedup: float = 1.1, alpha: float = 0.2,
-                 refresh_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 refresh_s: float = 60.0, min_samples: int = 3,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.classes = tuple(sorted(set(classes)))
         if not self.classes or self.classes[0] < 1:
             raise ValueError("classes must be positive thread counts")
@@ -85,6 +95,9 @@ class SpeedProfile:
             raise ValueError("alpha must be within (0, 1]")
         if refresh_s <= 0:
             raise ValueError("refresh_s must be > 0")
+        if min_samples < 1:
+            raise ValueError("min_samples must be >= 1")
+        self.min_samples = min_samples
         self.min_speedup = min_speedup
         self.alpha = alpha
         self.refresh_s = refresh_s
@@ -109,12 +122,26 @@ class SpeedProfile:
         rate = seconds / cost
         now = self.clock()
         old = self._est.get(threads)
-        if old is not None and now - old.updated_at < self.refresh_s:
+        if old is None or now - old.updated_at >= self.refresh_s:
+            old = None  # nothing, or too old to average into: this sample starts afresh
+        elif self.settled(old):
             rate = old.seconds_per_unit + self.alpha * (rate - old.seconds_per_unit)
-        self._est[threads] = ClassEstimate(rate, now, (old.samples if old else 0) + 1)
+        samples = (old.samples if old else 0) + 1
+        if old is None or not self.settled(old):
+            settling = (*(old.settling if old else ()), rate)
+            est = ClassEstimate(statistics.median(settling), now, samples, settling)
+            if len(settling) >= self.min_samples:
+                est = ClassEstimate(est.seconds_per_unit, now, samples)  # settled: the EWMA takes over
+            self._est[threads] = est
+        else:
+            self._est[threads] = ClassEstimate(rate, now, samples)
+
+    def settled(self, est: ClassEstimate) -> bool:
+        """A seed, or a served estimate of at least ``min_samples`` samples."""
+        return not est.settling
 
     def speedups(self) -> dict[int, float]:
-        """``k -> rate(previous class) / rate(k)`` where both are measured."""
+        """``k -> rate(previous class) / rate(k)`` where both are measured (settled or not)."""
         out: dict[int, float] = {}
         for prev, k in itertools.pairwise(self.classes):
             a, b = self._est.get(prev), self._est.get(k)
@@ -124,10 +151,14 @@ class SpeedProfile:
 
     def pays(self, threads: int) -> bool | None:
         """Whether ``threads`` is at least ``min_speedup`` faster than the class below it
-        (``None``: not measured, or the first class)."""
+        (``None``: not measured or not settled, either class, or the first class)."""
         i = self.classes.index(threads)
         if i == 0:
             return None
+        for k in (self.classes[i - 1], threads):
+            est = self._est.get(k)
+            if est is not None and not self.settled(est):
+                return None
         speedup = self.speedups().get(threads)
         return None if speedup is None else speedup >= self.min_speedup
 
@@ -138,6 +169,10 @@ class SpeedProfile:
             return None
         useful = self.classes[0]
         for k in self.classes[1:]:
+            est = self._est.get(k)
+            if est is not None and not self.settled(est):
+                useful = k  # being measured: granted, and no class above it until it settles
+                break
             if self.pays(k) is False:
                 est = self._est[k]
                 if self.clock() - est.updated_at >= self.refresh_s:

@@ -121,24 +121,33 @@ async def test_a_segment_whose_class_has_no_session_yet_is_not_a_sample() -> Non
 
 async def test_by_default_served_segments_measure_and_a_class_that_does_not_pay_stops_being_granted() -> None:
     """No calibration by default (the start stays fast). A lone request is granted both cores
-    (class 2 not measured yet: it is tried); requests side by side measure class 1; once two
-    threads are measured slower than one, a lone request gets one core."""
+    (class 2 not measured yet, then not settled: it is tried); requests side by side measure
+    class 1; once both are settled (``speedup_min_samples``, 3) and two threads are measured
+    slower than one, a lone request gets one core."""
     import asyncio
 
     engine = ScalingTone({1: 1.0, 2: 4.0})  # two threads are 4x slower here
     client, worker = await _client(engine)
     try:
         assert WorkerSettings().calibration_rounds == 0 and engine.runs == [2]  # warm-up only
-        assert (await client.post("/v1/audio/speech", json=SPEECH)).status == 200
-        assert engine.runs[-1] == 2
-        for _ in range(3):
+        profile = worker.profile
+        assert profile is not None
+
+        def settled(k: int) -> bool:
+            est = profile.estimate(k)
+            return est is not None and profile.settled(est)
+
+        for _ in range(3):  # lone requests: class 2 is tried until it settles
+            assert (await client.post("/v1/audio/speech", json=SPEECH)).status == 200
+            assert engine.runs[-1] == 2
+        assert settled(2)
+        for _ in range(10):
             replies = await asyncio.gather(*(client.post("/v1/audio/speech", json=SPEECH) for _ in range(2)))
             assert all(r.status == 200 for r in replies)
-            assert worker.profile is not None
-            if worker.profile.estimate(1) is not None:
+            if settled(1):
                 break
-        assert worker.profile is not None and worker.profile.estimate(1) is not None
-        assert worker.profile.useful_max() == 1
+        assert settled(1)
+        assert profile.useful_max() == 1
         assert (await client.post("/v1/audio/speech", json=SPEECH)).status == 200
         assert engine.runs[-1] == 1  # alone, but two threads do not pay
         threads = (await (await client.get("/info")).json())["threads"]
