@@ -72,10 +72,36 @@ async def _worker_level(url: str, conc: int, duration: float) -> dict[str, float
     return _summary(lat, time.monotonic() - t0)
 
 
+class FifoGate:
+    """At most ``slots`` holders; waiters get in in arrival order (``threading.Semaphore``
+    lets a releasing client take its slot straight back, which starves the others and makes
+    the median latency look like the service time at any concurrency)."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self.cond = threading.Condition()
+        self.next_ticket = 0
+        self.serving = 0
+
+    def __enter__(self) -> None:
+        with self.cond:
+            ticket = self.next_ticket
+            self.next_ticket += 1
+            self.cond.wait_for(lambda: ticket == self.serving and self.free > 0)
+            self.free -= 1
+            self.serving += 1
+            self.cond.notify_all()
+
+    def __exit__(self, *exc: object) -> None:
+        with self.cond:
+            self.free += 1
+            self.cond.notify_all()
+
+
 def _raw_level(engine: PiperEngine, cores: int, conc: int, threads: int, duration: float) -> dict[str, float]:
     lat: list[float] = []
     lock = threading.Lock()
-    gate = threading.Semaphore(min(conc, cores))
+    gate = FifoGate(min(conc, cores))
     end = time.monotonic() + duration
 
     def client(i: int) -> None:
@@ -83,7 +109,7 @@ def _raw_level(engine: PiperEngine, cores: int, conc: int, threads: int, duratio
         while time.monotonic() < end:
             seg = Segment(spans=(Span(HARNESS_SENTENCES[k % len(HARNESS_SENTENCES)]),), language="en")
             t0 = time.monotonic()
-            with gate:  # at most N runs at once; the rest queue, as in front of a worker
+            with gate:  # at most N runs at once; the rest queue in order, as in front of a worker
                 engine.synthesize_segment(seg, VoiceMix.single("joe"), 1.0, threads=threads)
             with lock:
                 lat.append(time.monotonic() - t0)
