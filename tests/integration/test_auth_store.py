@@ -46,7 +46,7 @@ async def test_keys_are_stored_hashed_and_checked(store: TenantStore) -> None:
     assert (await store.get_tenant("globex")).name == "globex"  # created on first key
     async with store.engine.connect() as conn:
         row = (await conn.execute(select(api_keys))).one()
-    assert key not in str(tuple(row)) and key.split("_")[2] not in str(tuple(row))
+    assert key not in str(tuple(row)) and key.split("_", 2)[2] not in str(tuple(row))
     assert len(row.secret_hash) == 64
     p = await store.lookup_key(key)
     assert p is not None and (p.tenant, p.subject, p.scopes) == ("globex", f"key:{rec.id}", {"tts:speak"})

@@ -235,31 +235,54 @@ class Stack:
         return "\n".join(line for line in lines if line) + "\n"
 
     async def stop(self) -> None:
+        """Stop every part, in order. Each step is bounded (``STOP_STEP_S``): a step that hangs
+        is logged with what the event loop was still waiting on, and the next steps (the
+        workers' end among them) still run, so a stop never leaves workers behind."""
         for task in self._tasks:
             task.cancel()
-        if getattr(self, "voices", None) is not None:
-            await self.voices.stop()
-        if self.jobs is not None:
-            await self.jobs.stop()
-        if self.gateway is not None:
-            await self.gateway.close()
-        if self.fast is not None:
-            await self.fast.close()
-        if self.runner is not None:
-            await self.runner.cleanup()
-        if self.supervisor is not None:
-            await self.supervisor.stop()
+        steps: list[tuple[str, Any]] = [
+            ("voices", getattr(self, "voices", None) and self.voices.stop),
+            ("jobs", self.jobs is not None and self.jobs.stop),
+            ("gateway", self.gateway is not None and self.gateway.close),
+            ("fast server", self.fast is not None and self.fast.close),
+            ("http server", self.runner is not None and self.runner.cleanup),
+            ("supervisor", self.supervisor is not None and self.supervisor.stop),
+        ]
+        for name, stop in steps:
+            if stop:
+                await _bounded(name, stop())
         if self.host_cores_file is not None:
             self.host_cores_file.unlink(missing_ok=True)  # in /dev/shm: memory, not a log to keep
-        if self.dataplane is not None:
-            await self.dataplane.close()
-        if self.mesh is not None:
-            await self.mesh.stop()
-        if self.auth is not None:
-            await self.auth.close()
+        for name, stop in (("dataplane", self.dataplane is not None and self.dataplane.close),
+                           ("mesh", self.mesh is not None and self.mesh.stop),
+                           ("auth", self.auth is not None and self.auth.close)):
+            if stop:
+                await _bounded(name, stop())
         from voxmesh.observability.tracing import stop_tracing
 
-        await asyncio.to_thread(stop_tracing)  # flush the last spans, off the event loop
+        await _bounded("tracing", asyncio.to_thread(stop_tracing))  # flush the last spans, off the loop
+
+
+STOP_STEP_S = 30.0
+
+
+async def _bounded(name: str, step: Any, timeout: float | None = None) -> None:
+    """Await one stop step for at most ``timeout`` s (``STOP_STEP_S``); past it, log which
+    step hung and the tasks still pending, and go on."""
+    task = asyncio.ensure_future(step)
+    try:
+        await asyncio.wait_for(asyncio.shield(task), STOP_STEP_S if timeout is None else timeout)
+    except TimeoutError:
+        pending = [t for t in asyncio.all_tasks() if not t.done() and t is not asyncio.current_task()]
+        log.error("stop: %s did not finish within %g s; going on. Pending tasks:\n%s", name,
+                  STOP_STEP_S if timeout is None else timeout,
+                  "\n".join(f"  {t.get_name()}: {t.get_coro()!r} at {_where(t)}" for t in pending[:30]))
+        task.cancel()
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    frames = task.get_stack(limit=3)
+    return " <- ".join(f"{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno} {f.f_code.co_name}" for f in frames) or "?"
 
 
 def run_stack(settings: Settings, config_path: Path | None) -> int:
