@@ -93,7 +93,7 @@ def prepare(work: Path, configs: list[str]) -> None:
     shutil.copytree(HARNESS / "servers", work / "servers", copy_function=shutil.copyfile)
     shutil.rmtree(work / "vox", ignore_errors=True)
     shutil.copytree(SHIM, work / "vox", ignore=shutil.ignore_patterns("__pycache__"))
-    need = {"v_fastapi"} | {f"v_{c.split('-')[0]}" for c in configs if f"v_{c.split('-')[0]}" in VENVS}
+    need = {"v_fastapi"} | {f"v_{c.split('-')[0]}" for c in configs}  # the driver runs in v_fastapi
     for venv, pkgs in VENVS.items():
         py = work / venv / "bin" / "python"
         if venv not in need:
@@ -195,7 +195,7 @@ def runs_report(work: Path, tags: list[str], out: Path) -> None:
         path = out.parent / "peers_runs" / f"peers_{t}.md"
         _shim("report").write_report(work, t, path, command=None)
         per_run[t] = str(path.relative_to(out.parent))
-    command = "benchmarks/peers.py " + " ".join(a for a in sys.argv[1:])
+    command = " ".join(["benchmarks/peers.py", *sys.argv[1:]])
     _shim("runs").write_runs_report(work, tags, out, command, per_run)
 
 

@@ -247,20 +247,21 @@ class Stack:
             ("fast server", self.fast is not None and self.fast.close),
             ("http server", self.runner is not None and self.runner.cleanup),
             ("supervisor", self.supervisor is not None and self.supervisor.stop),
+            ("host core file", self._forget_host_cores),
+            ("dataplane", self.dataplane is not None and self.dataplane.close),
+            ("mesh", self.mesh is not None and self.mesh.stop),
+            ("auth", self.auth is not None and self.auth.close),
         ]
         for name, stop in steps:
-            if stop:
-                await _bounded(name, stop())
-        if self.host_cores_file is not None:
-            self.host_cores_file.unlink(missing_ok=True)  # in /dev/shm: memory, not a log to keep
-        for name, stop in (("dataplane", self.dataplane is not None and self.dataplane.close),
-                           ("mesh", self.mesh is not None and self.mesh.stop),
-                           ("auth", self.auth is not None and self.auth.close)):
             if stop:
                 await _bounded(name, stop())
         from voxmesh.observability.tracing import stop_tracing
 
         await _bounded("tracing", asyncio.to_thread(stop_tracing))  # flush the last spans, off the loop
+
+    async def _forget_host_cores(self) -> None:
+        if self.host_cores_file is not None:
+            self.host_cores_file.unlink(missing_ok=True)  # in /dev/shm: memory, not a log to keep
 
 
 STOP_STEP_S = 30.0
@@ -269,13 +270,13 @@ STOP_STEP_S = 30.0
 async def _bounded(name: str, step: Any, timeout: float | None = None) -> None:
     """Await one stop step for at most ``timeout`` s (``STOP_STEP_S``); past it, log which
     step hung and the tasks still pending, and go on."""
+    limit = STOP_STEP_S if timeout is None else timeout
     task = asyncio.ensure_future(step)
     try:
-        await asyncio.wait_for(asyncio.shield(task), STOP_STEP_S if timeout is None else timeout)
+        await asyncio.wait_for(asyncio.shield(task), limit)
     except TimeoutError:
         pending = [t for t in asyncio.all_tasks() if not t.done() and t is not asyncio.current_task()]
-        log.error("stop: %s did not finish within %g s; going on. Pending tasks:\n%s", name,
-                  STOP_STEP_S if timeout is None else timeout,
+        log.error("stop: %s did not finish within %g s; going on. Pending tasks:\n%s", name, limit,
                   "\n".join(f"  {t.get_name()}: {t.get_coro()!r} at {_where(t)}" for t in pending[:30]))
         task.cancel()
 

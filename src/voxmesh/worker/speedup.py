@@ -122,19 +122,14 @@ class SpeedProfile:
         rate = seconds / cost
         now = self.clock()
         old = self._est.get(threads)
-        if old is None or now - old.updated_at >= self.refresh_s:
-            old = None  # nothing, or too old to average into: this sample starts afresh
-        elif self.settled(old):
-            rate = old.seconds_per_unit + self.alpha * (rate - old.seconds_per_unit)
-        samples = (old.samples if old else 0) + 1
-        if old is None or not self.settled(old):
-            settling = (*(old.settling if old else ()), rate)
-            est = ClassEstimate(statistics.median(settling), now, samples, settling)
-            if len(settling) >= self.min_samples:
-                est = ClassEstimate(est.seconds_per_unit, now, samples)  # settled: the EWMA takes over
-            self._est[threads] = est
-        else:
-            self._est[threads] = ClassEstimate(rate, now, samples)
+        fresh = old if old is not None and now - old.updated_at < self.refresh_s else None  # else: start afresh
+        if fresh is not None and self.settled(fresh):
+            ewma = fresh.seconds_per_unit + self.alpha * (rate - fresh.seconds_per_unit)
+            self._est[threads] = ClassEstimate(ewma, now, fresh.samples + 1)
+            return
+        settling = (*(fresh.settling if fresh else ()), rate)
+        done = len(settling) >= self.min_samples  # settled: the EWMA takes over from the median
+        self._est[threads] = ClassEstimate(statistics.median(settling), now, len(settling), () if done else settling)
 
     def settled(self, est: ClassEstimate) -> bool:
         """A seed, or a served estimate of at least ``min_samples`` samples."""
