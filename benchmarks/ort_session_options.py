@@ -11,7 +11,10 @@ the peers harness's ``raw-piper-2x1``. Variants run alternated, ``--reps`` times
   process-wide shared arena (``session.use_env_allocators``), spinning off;
 * ``no shared arena``: the same with the session's own arena;
 * ``reuse plan``: the buffer-reuse plan on, own arena;
-* ``reuse plan + shared``: the plan on and the shared arena.
+* ``reuse plan + shared``: the plan on and the shared arena;
+* ``session per thread``: voxmesh's options, but each thread runs its own 1-thread session
+  with its own arena (weights twice), so the two runs share no allocator;
+* ``session per thread + shared``: the same with the process-wide shared arena.
 
     .venv/bin/python benchmarks/ort_session_options.py --reps 2
 """
@@ -28,8 +31,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT.parent / "shared" / "peers"
-VARIANTS = {"voxmesh": (False, True), "no shared arena": (False, False), "reuse plan": (True, False),
-            "reuse plan + shared": (True, True)}  # (mem reuse, shared arena)
+VARIANTS = {"voxmesh": (False, True, False), "no shared arena": (False, False, False),
+            "reuse plan": (True, False, False), "reuse plan + shared": (True, True, False),
+            "session per thread": (False, False, True),
+            "session per thread + shared": (False, True, True),
+            "denormals as zero": (False, True, False)}  # (mem reuse, shared arena, per thread)
 
 
 def one(variant: str, par: int) -> dict[str, float]:
@@ -46,33 +52,39 @@ def one(variant: str, par: int) -> dict[str, float]:
     cfg = PiperConfig.from_dict(json.loads(Path(config_path()).read_text()))
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
+    per_thread = False
     if variant != "piper":
-        reuse, shared = VARIANTS[variant]
+        reuse, shared, per_thread = VARIANTS[variant]
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.enable_mem_reuse = reuse
+        if variant == "denormals as zero":
+            so.add_session_config_entry("session.set_denormal_as_zero", "1")
         if shared:
             info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
             ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
             so.add_session_config_entry("session.use_env_allocators", "1")
-    sess = ort.InferenceSession(str(model_path()), sess_options=so, providers=["CPUExecutionProvider"])
+    sessions = [ort.InferenceSession(str(model_path()), sess_options=so, providers=["CPUExecutionProvider"])
+                for _ in range(par if per_thread else 1)]
+    sess = sessions[0]
     voice = PiperVoice(config=cfg, session=sess)
     feeds = []
     for text in SENTENCES:
         ids = phonemes_to_ids([p for sent in voice.phonemize(text) for p in sent], cfg.phoneme_id_map)
         feeds.append({"input": np.array([ids], dtype=np.int64), "input_lengths": np.array([len(ids)], dtype=np.int64),
                       "scales": np.array([cfg.noise_scale, cfg.length_scale, cfg.noise_w_scale], dtype=np.float32)})
-    for f in feeds[:3]:
-        sess.run(None, f)
+    for s in sessions:
+        for f in feeds[:3]:
+            s.run(None, f)
 
-    def loop() -> None:
+    def loop(s: ort.InferenceSession) -> None:
         for _ in range(2):
             for f in feeds:
-                sess.run(None, f)
+                s.run(None, f)
 
     c0, w0 = time.process_time(), time.perf_counter()
-    threads = [threading.Thread(target=loop) for _ in range(par)]
+    threads = [threading.Thread(target=loop, args=(sessions[i % len(sessions)],)) for i in range(par)]
     for t in threads:
         t.start()
     for t in threads:

@@ -144,7 +144,10 @@ class JobsSettings(BaseModel):
     fake_delay_s: float = Field(0.0, ge=0)  # FakeSynthesizer: seconds of work per 100 chars
     retry_base_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(60.0, gt=0)
-    poll_interval_s: float = Field(0.5, gt=0)  # idle runner: how often to look for work
+    # idle runner: waits poll_interval_s for work after a chunk, doubling while none comes, up to
+    # idle_poll_max_s; a submission or due retry in the same process wakes it at once
+    poll_interval_s: float = Field(0.5, gt=0)
+    idle_poll_max_s: float = Field(2.0, gt=0)
     prefetch: int = Field(1, ge=1)  # RabbitMQ basic.qos per runner
     max_chunks: int = Field(20_000, ge=1)  # larger inputs are refused with 413
     sample_rate: int = Field(24_000, ge=8000)  # asked of the engine for every chunk

@@ -192,6 +192,7 @@ async def test_kill_9_runners_and_whole_stack(tmp_path: Path, db_url: str) -> No
         "VOXMESH_JOBS__FAKE_DELAY_S": "0.1",  # ~0.08 s per chunk
         "VOXMESH_JOBS__LEASE_S": "1.0",
         "VOXMESH_JOBS__POLL_INTERVAL_S": "0.05",
+        "VOXMESH_JOBS__IDLE_POLL_MAX_S": "0.2",
         "VOXMESH_JOBS__MAX_ATTEMPTS": "50",
         "VOXMESH_JOBS__CHUNK_CHARS": str(CHUNK_CHARS),
         "VOXMESH_SERVER__HOST": "127.0.0.1",

@@ -7,6 +7,11 @@ the chunk is due (backoff) or its current lease expires (the owner may have died
 
 - :class:`DbQueue` (default): no messages at all; ``lease`` polls ``JobDB.lease_next``
   (``SKIP LOCKED`` on PostgreSQL, an atomic UPDATE on SQLite). Backoff is ``next_attempt_at``.
+  A lease polls once, then sleeps until its wait ends or a ``publish`` in this process rings
+  its doorbell (a submission, or a retry when it comes due): an idle runner does not poll the
+  database in between, and the runner itself waits longer the longer it finds nothing
+  (:func:`idle_wait`). A runner in *another* process hears no doorbell: it finds new work
+  within its idle wait (``jobs.idle_poll_max_s`` at most).
 - :class:`MessageQueue` subclasses deliver chunk ids: :class:`MemoryQueue` here (tests) and
   ``RabbitQueue`` in ``queue_rabbitmq``. A message is acked only after the chunk's DB state
   moved on (done, dead, or retried and re-published), so a runner killed mid-chunk leaves
@@ -30,7 +35,8 @@ from voxmesh.clock import Clock, wall
 from voxmesh.storage.db import JobDB
 from voxmesh.storage.schema import ChunkRow
 
-__all__ = ["EMPTY", "ChunkQueue", "DbQueue", "Lease", "MemoryQueue", "MessageQueue", "Settle", "get_with_timeout"]
+__all__ = ["EMPTY", "ChunkQueue", "DbQueue", "Doorbell", "Lease", "MemoryQueue", "MessageQueue", "Settle",
+           "get_with_timeout", "idle_wait"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,42 @@ async def get_with_timeout(q: asyncio.Queue[Any], timeout: float) -> Any:
 
 
 Settle = Callable[[], Awaitable[None]]
+
+
+def idle_wait(previous: float, worked: bool, base: float, cap: float) -> float:
+    """How long an idle runner waits for its next chunk: ``base`` after work, doubled after
+    each wait that found nothing, at most ``cap`` (never below ``base``)."""
+    return base if worked else max(base, min(cap, previous * 2))
+
+
+class Doorbell:
+    """Wakes everyone waiting at once: ``ring`` sets the current event and starts a new one,
+    so a waiter that took :meth:`current` before checking for work cannot miss a ring."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        return self._event
+
+    def ring(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    def ring_in(self, delay_s: float) -> None:
+        if delay_s <= 0:
+            self.ring()
+        else:
+            asyncio.get_running_loop().call_later(delay_s, self.ring)
+
+    @staticmethod
+    async def wait(event: asyncio.Event, timeout: float) -> bool:
+        """True if ``event`` rang within ``timeout``."""
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 @dataclass
@@ -99,27 +141,29 @@ class ChunkQueue(Protocol):
 
 
 class DbQueue:
-    """The metadata DB is the queue: runners poll for leasable chunks."""
+    """The metadata DB is the queue: runners look for leasable chunks when they start to wait
+    and whenever this process publishes (module doc)."""
 
-    def __init__(self, db: JobDB, *, clock: Clock = wall, poll_s: float = 0.5) -> None:
+    def __init__(self, db: JobDB, *, clock: Clock = wall) -> None:
         self.db = db
         self.clock = clock
-        self.poll_s = poll_s
+        self.doorbell = Doorbell()
 
     async def publish(self, chunk_ids: Sequence[int], delay_s: float = 0.0) -> None:
-        return None  # the rows are the queue; delays are next_attempt_at
+        # the rows are the queue (delays are next_attempt_at): only wake this process's runners
+        self.doorbell.ring_in(delay_s)
 
     async def lease(self, owner: str, lease_s: float, wait_s: float) -> Lease | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while True:
+            rang = self.doorbell.current()  # before the query: a publish during it is not missed
             chunk = await self.db.lease_next(owner, self.clock(), lease_s)
             if chunk is not None:
                 return Lease(chunk)
             left = deadline - loop.time()
-            if left <= 0:
+            if left <= 0 or not await Doorbell.wait(rang, left):
                 return None
-            await asyncio.sleep(min(self.poll_s, left))
 
     async def length(self) -> int:
         return await self.db.queue_length(self.clock())

@@ -30,7 +30,7 @@ from typing import Any
 from voxmesh.clock import Clock, wall
 from voxmesh.errors import VoxmeshError
 from voxmesh.jobs.lifecycle import JobEvent, JobState
-from voxmesh.jobs.queue import ChunkQueue, Lease
+from voxmesh.jobs.queue import ChunkQueue, Lease, idle_wait
 from voxmesh.jobs.stitch import CONTENT_TYPES, chunk_object_key, encode_result, pcm_to_wav, stitch, wav_to_pcm
 from voxmesh.jobs.synth import JOB_TENANT, Synthesizer
 from voxmesh.jobs.webhook import WebhookSender
@@ -86,15 +86,18 @@ class Runner:
         self.chunks_done = 0
 
     async def run(self) -> None:
-        """Work until cancelled."""
+        """Work until cancelled; the longer no work comes, the longer each wait (``idle_wait``)."""
+        base = self.settings.poll_interval_s
+        wait_s = base
         while True:
             try:
-                await self.step(wait_s=self.settings.poll_interval_s)
+                worked = await self.step(wait_s=wait_s)
+                wait_s = idle_wait(wait_s, worked, base, self.settings.idle_poll_max_s)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("runner %s: step failed; continuing", self.owner)
-                await asyncio.sleep(self.settings.poll_interval_s)
+                await asyncio.sleep(base)
 
     async def step(self, wait_s: float = 0.0) -> bool:
         """Process one chunk if one comes within ``wait_s``; else do idle upkeep. True if work was done."""

@@ -50,7 +50,7 @@ async def open_jobs(settings: Settings, *, catalog: VoiceCatalog | None = None) 
             db, settings.jobs.rabbitmq_url, name=settings.jobs.queue_name, prefetch=settings.jobs.prefetch
         ).connect()
     else:
-        queue = DbQueue(db, poll_s=settings.jobs.poll_interval_s)
+        queue = DbQueue(db)
     service = JobService(settings, db, store, queue, clock=wall, catalog=catalog)
     return JobsStack(settings, db, store, queue, service)
 

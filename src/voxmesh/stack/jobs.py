@@ -20,6 +20,9 @@ __all__ = ["GatewayVoiceCatalog", "JobsWiring"]
 
 log = logging.getLogger(__name__)
 
+WATCH_BUSY_S = 1.0  # the queue gauges' refresh while jobs are queued or running
+WATCH_IDLE_S = 5.0  # ... and at most this while none are (a publish here wakes it sooner)
+
 
 class GatewayVoiceCatalog:
     """Checks a job's model and voice against what the gateway serves, before storing it."""
@@ -75,12 +78,22 @@ class JobsWiring:
         self._runners.append(asyncio.ensure_future(self._watch_queue()))
 
     async def _watch_queue(self) -> None:
+        """Refresh the queue gauges every second while jobs are queued or running; when there
+        are none, every 5 s or as soon as this process publishes a chunk (the DB queue's
+        doorbell), so an idle stack does not query its database twice a second."""
+        from voxmesh.jobs.queue import Doorbell, idle_wait
+
+        wait_s = WATCH_BUSY_S
+        doorbell: Doorbell | None = getattr(self.jobs.queue, "doorbell", None)
         while True:
+            rang = doorbell.current() if doorbell is not None else asyncio.Event()
             with contextlib.suppress(Exception):
                 self._queue_length = await self.jobs.queue.length()
             with contextlib.suppress(Exception):
                 self._job_counts = await self.jobs.db.job_counts()
-            await asyncio.sleep(1.0)
+            busy = self._queue_length > 0 or any(self._job_counts.get(s, 0) for s in ("queued", "running"))
+            wait_s = idle_wait(wait_s, busy, WATCH_BUSY_S, WATCH_IDLE_S)
+            await Doorbell.wait(rang, wait_s)
 
     @property
     def queue_length(self) -> int:
