@@ -14,7 +14,8 @@ the peers harness's ``raw-piper-2x1``. Variants run alternated, ``--reps`` times
 * ``reuse plan + shared``: the plan on and the shared arena;
 * ``session per thread``: voxmesh's options, but each thread runs its own 1-thread session
   with its own arena (weights twice), so the two runs share no allocator;
-* ``session per thread + shared``: the same with the process-wide shared arena.
+* ``session per thread + shared``: the same with the process-wide shared arena;
+* ``denormals as zero``: voxmesh's options with ``session.set_denormal_as_zero``.
 
     .venv/bin/python benchmarks/ort_session_options.py --reps 2
 """
@@ -31,11 +32,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT.parent / "shared" / "peers"
-VARIANTS = {"voxmesh": (False, True, False), "no shared arena": (False, False, False),
-            "reuse plan": (True, False, False), "reuse plan + shared": (True, True, False),
-            "session per thread": (False, False, True),
-            "session per thread + shared": (False, True, True),
-            "denormals as zero": (False, True, False)}  # (mem reuse, shared arena, per thread)
+VARIANTS = {"voxmesh": (False, True, False, False), "no shared arena": (False, False, False, False),
+            "reuse plan": (True, False, False, False), "reuse plan + shared": (True, True, False, False),
+            "session per thread": (False, False, True, False),
+            "session per thread + shared": (False, True, True, False),
+            "denormals as zero": (False, True, False, True)}  # (mem reuse, shared arena, per thread, DAZ)
 
 
 def one(variant: str, par: int) -> dict[str, float]:
@@ -54,12 +55,12 @@ def one(variant: str, par: int) -> dict[str, float]:
     so.intra_op_num_threads = 1
     per_thread = False
     if variant != "piper":
-        reuse, shared, per_thread = VARIANTS[variant]
+        reuse, shared, per_thread, daz = VARIANTS[variant]
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.enable_mem_reuse = reuse
-        if variant == "denormals as zero":
+        if daz:
             so.add_session_config_entry("session.set_denormal_as_zero", "1")
         if shared:
             info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)

@@ -81,17 +81,19 @@ class JobsWiring:
         """Refresh the queue gauges every second while jobs are queued or running; when there
         are none, every 5 s or as soon as this process publishes a chunk (the DB queue's
         doorbell), so an idle stack does not query its database twice a second."""
+        from voxmesh.jobs.lifecycle import ACTIVE_JOB_STATES
         from voxmesh.jobs.queue import Doorbell, idle_wait
 
         wait_s = WATCH_BUSY_S
-        doorbell: Doorbell | None = getattr(self.jobs.queue, "doorbell", None)
+        doorbell: Doorbell | None = getattr(self.jobs.queue, "doorbell", None)  # the DB queue's
+        never = asyncio.Event()  # other queues: the timed wait alone
         while True:
-            rang = doorbell.current() if doorbell is not None else asyncio.Event()
+            rang = doorbell.current() if doorbell is not None else never
             with contextlib.suppress(Exception):
                 self._queue_length = await self.jobs.queue.length()
             with contextlib.suppress(Exception):
                 self._job_counts = await self.jobs.db.job_counts()
-            busy = self._queue_length > 0 or any(self._job_counts.get(s, 0) for s in ("queued", "running"))
+            busy = self._queue_length > 0 or any(self._job_counts.get(s, 0) for s in ACTIVE_JOB_STATES)
             wait_s = idle_wait(wait_s, busy, WATCH_BUSY_S, WATCH_IDLE_S)
             await Doorbell.wait(rang, wait_s)
 
