@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,15 +26,22 @@ TOTAL = 4
 SHARES = {"piper": Share(weight=3), "kokoro": Share(weight=1)}
 
 
-def _worker(path: str, deployment: str, seconds: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _worker(path: str, deployment: str, seconds: float, go: Any, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """A busy worker: one long request, a lease per 10 ms segment. Like the real worker it
+    hands each lease back in the same step as it asks for the next (``returning``), so its
+    deployment never looks idle between two segments, however late this shared machine
+    schedules it."""
     broker = CoreBroker(path, TOTAL, SHARES)
     core_s = 0.0
+    go.wait(30)  # every worker starts together: the shares are measured under contention
     end = time.monotonic() + seconds
+    lease = None
     while time.monotonic() < end:
-        lease, cores = broker.acquire(deployment, TOTAL, timeout_s=10)
+        lease, cores = broker.acquire(deployment, TOTAL, timeout_s=10, returning=lease)
         t0 = time.monotonic()
         time.sleep(0.01)
         core_s += cores * (time.monotonic() - t0)
+    if lease is not None:
         broker.release(lease)
     out.put((deployment, core_s))
 
@@ -47,8 +55,9 @@ def test_two_busy_deployments_share_the_budget(tmp_path: Path) -> None:
     broker = CoreBroker(path, TOTAL, SHARES)
     ctx = mp.get_context("fork")
     out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-    procs = [ctx.Process(target=_worker, args=(str(path), dep, 2.0, out)) for dep in ("piper", "piper", "kokoro",
-                                                                                      "kokoro")]
+    go = ctx.Event()
+    procs = [ctx.Process(target=_worker, args=(str(path), dep, 2.0, go, out))
+             for dep in ("piper", "piper", "kokoro", "kokoro")]
     samples: list[dict[str, int]] = []
     stop = threading.Event()
 
@@ -61,6 +70,7 @@ def test_two_busy_deployments_share_the_budget(tmp_path: Path) -> None:
     for p in procs:
         p.start()
     sampler.start()
+    go.set()
     for p in procs:
         p.join(30)
     stop.set()
