@@ -14,8 +14,8 @@ import os
 import re
 import threading
 import time
+from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,7 +26,7 @@ TOTAL = 4
 SHARES = {"piper": Share(weight=3), "kokoro": Share(weight=1)}
 
 
-def _worker(path: str, deployment: str, seconds: float, go: Any, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _worker(path: str, deployment: str, seconds: float, go: Event, out: mp.Queue) -> None:  # type: ignore[type-arg]
     """A busy worker: one long request, a lease per 10 ms segment. Like the real worker it
     hands each lease back in the same step as it asks for the next (``returning``), so its
     deployment never looks idle between two segments, however late this shared machine
